@@ -1,0 +1,22 @@
+# The two commands a new machine needs: `make serve` and `make test`. Both install first.
+VENV ?= .venv
+PORT ?= 8000
+
+.PHONY: setup serve test lint bench
+
+setup:
+	PONDER_VENV=$(VENV) scripts/setup.sh
+
+serve: setup
+	$(VENV)/bin/ponder serve --port $(PORT)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: lint
+	$(VENV)/bin/python -m pytest -q -ra
+
+bench: setup
+	$(VENV)/bin/python bench/overhead.py

@@ -1,0 +1,1 @@
+"""Ponder's server: app factory, OpenAI protocol, serving layer, engine wrapper, metrics, CLI."""

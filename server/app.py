@@ -1,0 +1,100 @@
+"""The app factory and its lifespan: start the engine and verifiers, serve, drain, stop."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from ponder.verifiers.base import Verifier
+from ponder.verifiers.registry import load_verifiers
+
+from .engine import Engine
+from .errors import install_error_handlers
+from .metrics import PonderMetrics
+from .model_store import DEFAULT_MODEL_NAME, prepare_default_model
+from .routers import router
+from .serving import Serving
+from .settings import Settings
+
+__all__ = ["create_app", "ponder_version", "start_engine"]
+
+logger = logging.getLogger(__name__)
+
+
+def ponder_version() -> str:
+    try:
+        return version("ponder")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def start_engine(settings: Settings) -> Engine:
+    """Start the vLLM engine on the configured model, preparing the embedded one if needed."""
+    from .vllm_engine import VLLMEngine
+
+    if settings.model is None:
+        path = prepare_default_model(settings.cache_dir)
+        name = settings.served_model_name or DEFAULT_MODEL_NAME
+    else:
+        path = Path(settings.model).expanduser()
+        if not (path / "config.json").is_file():
+            raise SystemExit(f"--model must be a local HF model folder with a config.json: {path}")
+        name = settings.served_model_name or path.name
+    return VLLMEngine.start(settings, str(path), name)
+
+
+def _engine_version(engine: Engine) -> str:
+    if engine.__class__.__name__ == "VLLMEngine":
+        from .vllm_engine import vllm_version
+
+        return vllm_version()
+    return "n/a"
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine: Engine | None = None,
+    verifiers: Mapping[str, Verifier] | None = None,
+) -> FastAPI:
+    """Build the app. With no engine given, the lifespan starts vLLM (and stops it at exit)."""
+    settings = settings or Settings()
+    metrics = PonderMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own_engine = engine is None
+        active = engine if engine is not None else start_engine(settings)
+        loaded = verifiers if verifiers is not None else load_verifiers(active)
+        metrics.build.info(
+            {
+                "version": ponder_version(),
+                "engine_version": _engine_version(active),
+                "model": active.model_name,
+            }
+        )
+        app.state.serving = Serving(active, loaded, settings, metrics)
+        app.state.draining = False
+        logger.info("serving %s with verifiers: %s", active.model_name, ", ".join(loaded))
+        try:
+            yield
+        finally:
+            app.state.draining = True
+            if own_engine:
+                shutdown = getattr(active, "shutdown", None)
+                if shutdown is not None:
+                    shutdown()
+
+    app = FastAPI(title="Ponder", version=ponder_version(), lifespan=lifespan)
+    app.state.settings = settings
+    app.state.started = int(time.time())
+    app.state.draining = True
+    install_error_handlers(app)
+    app.include_router(router)
+    return app

@@ -1,0 +1,165 @@
+"""The narrow engine protocol that strategies and verifiers are written against.
+
+Strategies never see vLLM types: they ask for a batch of continuations of token-id prompts and get
+plain dataclasses back. One implementation wraps vLLM's in-process engine (`vllm_engine.py`); the
+tests drive a scripted one; remote engine pools can implement the same protocol later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+__all__ = [
+    "Engine",
+    "EngineError",
+    "FinishReason",
+    "GeneratedSequence",
+    "Generation",
+    "SamplingOptions",
+    "StreamDelta",
+    "TokenLogprob",
+]
+
+FinishReason = Literal["stop", "length", "abort"]
+
+
+class EngineError(RuntimeError):
+    """The engine failed for a reason that is not the request's fault (it may be dead)."""
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """How to sample one batch; mirrors the OpenAI and vLLM sampling fields we support."""
+
+    max_tokens: int
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    min_p: float = 0.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    repetition_penalty: float = 1.0
+    stop: tuple[str, ...] = ()
+    # Alternatives to report per generated token; 0 reports only the sampled token's log-prob.
+    logprobs: int | None = None
+    seed: int | None = None
+    min_tokens: int = 0
+    ignore_eos: bool = False
+
+    def replace(self, **changes: Any) -> SamplingOptions:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    token_id: int
+    token: str
+    logprob: float
+    # (token_id, token text, logprob) of the most likely alternatives, best first.
+    top: tuple[tuple[int, str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class GeneratedSequence:
+    text: str
+    token_ids: tuple[int, ...]
+    finish_reason: FinishReason
+    logprobs: tuple[TokenLogprob, ...] | None = None
+    cumulative_logprob: float | None = None
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.token_ids)
+
+    @property
+    def mean_logprob(self) -> float | None:
+        if not self.logprobs:
+            return None
+        return sum(t.logprob for t in self.logprobs) / len(self.logprobs)
+
+
+@dataclass(frozen=True)
+class Generation:
+    """All continuations of one prompt, and what the engine did to produce them."""
+
+    sequences: tuple[GeneratedSequence, ...]
+    prompt_tokens: int
+    cached_tokens: int = 0
+    # True when the deadline stopped generation and `sequences` hold what was done by then.
+    interrupted: bool = False
+
+    @property
+    def generated_tokens(self) -> int:
+        return sum(s.num_tokens for s in self.sequences)
+
+
+@dataclass(frozen=True)
+class StreamDelta:
+    """New tokens of one sequence of a streamed generation."""
+
+    index: int
+    text: str
+    token_ids: tuple[int, ...]
+    logprobs: tuple[TokenLogprob, ...] | None = None
+    finish_reason: FinishReason | None = None
+    # Set on the delta that ends the whole generation (all sequences finished).
+    prompt_tokens: int | None = None
+    cached_tokens: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What a strategy may ask of a text-generation engine."""
+
+    model_name: str
+    max_model_len: int
+    # Whether a per-request seed is honoured; if not, the engine samples unseeded.
+    supports_seed: bool
+
+    async def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        options: SamplingOptions,
+        *,
+        n: int = 1,
+        request_id: str,
+        deadline: float | None = None,
+    ) -> list[Generation]:
+        """Continue each prompt `n` times, all in one batch; one Generation per prompt, in order.
+
+        `deadline` is a `time.monotonic()` instant: when it passes, generation is aborted and
+        what was produced so far comes back with `interrupted=True`.
+        """
+        ...
+
+    def stream(
+        self, prompt: Sequence[int], options: SamplingOptions, *, n: int = 1, request_id: str
+    ) -> AsyncIterator[StreamDelta]:
+        """Continue one prompt `n` times, yielding tokens as they are produced."""
+        ...
+
+    async def abort(self, request_ids: Iterable[str]) -> None: ...
+
+    async def check_health(self) -> None:
+        """Raise EngineError if the engine cannot serve."""
+        ...
+
+    def running_requests(self) -> int:
+        """Engine requests started through this object and not yet finished or aborted."""
+        ...
+
+    def render_chat(
+        self,
+        messages: Sequence[dict[str, Any]],
+        *,
+        add_generation_prompt: bool = True,
+        continue_final_message: bool = False,
+    ) -> list[int]: ...
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, token_ids: Sequence[int]) -> str: ...

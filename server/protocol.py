@@ -1,0 +1,185 @@
+"""OpenAI request and response shapes, in OpenAI's field order, with our extensions marked.
+
+Requests accept unknown fields (clients send many we do not need) and the serving layer logs their
+names. Ponder's own knobs live in one `tts` object, which each strategy validates with its own
+parameter model; a handful of vLLM sampling extensions are accepted as vLLM accepts them.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "MAX_STOP_SEQUENCES",
+    "ChatCompletionRequest",
+    "ChatMessage",
+    "CompletionRequest",
+    "FieldError",
+    "StreamOptions",
+    "completion_id",
+    "now",
+]
+
+MAX_STOP_SEQUENCES = 4
+
+
+def completion_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+def now() -> int:
+    return int(time.time())
+
+
+class FieldError(ValueError):
+    """A request field is invalid in a way pydantic's own constraints do not express."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    include_usage: bool = False
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+    name: str | None = None
+
+    def text(self) -> str:
+        """The message as plain text; only text content parts are supported."""
+        if self.content is None or isinstance(self.content, str):
+            return self.content or ""
+        parts = []
+        for part in self.content:
+            if part.get("type") != "text" or not isinstance(part.get("text"), str):
+                raise ValueError("only text content parts are supported")
+            parts.append(part["text"])
+        return "".join(parts)
+
+
+class _SamplingFields(_Request):
+    """Fields chat and legacy completions share, in OpenAI's order where OpenAI has them."""
+
+    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    logit_bias: dict[str, float] | None = None
+    n: int = Field(1, ge=1, le=128)
+    presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
+    stop: str | list[str] | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    temperature: float = Field(1.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    user: str | None = None
+
+    # vLLM's sampling extensions.
+    top_k: int = Field(0, ge=-1, description="vLLM extension: sample from the k most likely.")
+    min_p: float = Field(0.0, ge=0.0, le=1.0, description="vLLM extension.")
+    repetition_penalty: float = Field(1.0, gt=0.0, le=2.0, description="vLLM extension.")
+    min_tokens: int = Field(0, ge=0, description="vLLM extension.")
+    ignore_eos: bool = Field(False, description="vLLM extension: generate exactly max tokens.")
+
+    # Ponder's extension: how to spend test-time compute on this request.
+    tts: dict[str, Any] | None = Field(None, description="Ponder: strategy and its parameters.")
+
+    @model_validator(mode="after")
+    def _check_shared(self) -> _SamplingFields:
+        if isinstance(self.stop, list) and len(self.stop) > MAX_STOP_SEQUENCES:
+            raise FieldError("stop", f"at most {MAX_STOP_SEQUENCES} stop sequences are allowed")
+        if self.stream_options is not None and not self.stream:
+            raise FieldError("stream_options", "stream_options is only allowed with stream=true")
+        if self.logit_bias:
+            raise FieldError("logit_bias", "logit_bias is not supported")
+        return self
+
+    def stop_sequences(self) -> tuple[str, ...]:
+        if self.stop is None:
+            return ()
+        stops = [self.stop] if isinstance(self.stop, str) else self.stop
+        return tuple(s for s in stops if s)
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+
+class ChatCompletionRequest(_SamplingFields):
+    messages: list[ChatMessage] = Field(min_length=1)
+    model: str
+    logprobs: bool = False
+    max_completion_tokens: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1, description="Deprecated: max_completion_tokens.")
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: Any = None
+    response_format: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _check_chat(self) -> ChatCompletionRequest:
+        if self.top_logprobs is not None and not self.logprobs:
+            raise FieldError("top_logprobs", "top_logprobs requires logprobs=true")
+        if self.tools:
+            raise FieldError("tools", "tool calling is not supported")
+        if self.response_format and self.response_format.get("type") not in (None, "text"):
+            raise FieldError("response_format", "only response_format type 'text' is supported")
+        for i, message in enumerate(self.messages):
+            try:
+                message.text()
+            except ValueError as exc:
+                raise FieldError(f"messages[{i}].content", str(exc)) from None
+        return self
+
+    def requested_max_tokens(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
+
+    def requested_logprobs(self) -> int | None:
+        return (self.top_logprobs or 0) if self.logprobs else None
+
+
+class CompletionRequest(_SamplingFields):
+    model: str
+    prompt: str | list[str] | list[int] | list[list[int]]
+    echo: bool = False
+    logprobs: int | None = Field(None, ge=0, le=5)
+    max_tokens: int = Field(16, ge=1)
+    suffix: str | None = None
+
+    @model_validator(mode="after")
+    def _check_completion(self) -> CompletionRequest:
+        if self.echo:
+            raise FieldError("echo", "echo is not supported")
+        if self.suffix:
+            raise FieldError("suffix", "suffix is not supported")
+        if isinstance(self.prompt, list) and not self.prompt:
+            raise FieldError("prompt", "prompt must not be empty")
+        return self
+
+    def prompts(self) -> list[str | list[int]]:
+        """Each prompt of the request: text, or token ids."""
+        p = self.prompt
+        if isinstance(p, str):
+            return [p]
+        if all(isinstance(x, int) for x in p):
+            return [list(p)]  # type: ignore[arg-type]
+        return list(p)  # type: ignore[arg-type]
+
+    def requested_max_tokens(self) -> int | None:
+        return self.max_tokens
+
+    def requested_logprobs(self) -> int | None:
+        return self.logprobs

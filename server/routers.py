@@ -1,0 +1,125 @@
+"""HTTP routes: thin wrappers that hand the parsed body to the serving layer."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from ponder.strategies.registry import STRATEGIES, strategy_class
+
+from .engine import EngineError
+from .errors import APIError
+from .serving import Serving
+
+__all__ = ["router"]
+
+
+def _serving(request: Request) -> Serving:
+    serving: Serving = request.app.state.serving
+    return serving
+
+
+async def _authorized(request: Request) -> None:
+    key = request.app.state.settings.api_key
+    if key is None:
+        return
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not secrets.compare_digest(token.encode(), key.encode()):
+        raise APIError(401, "a valid API key is required", code="invalid_api_key")
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise APIError(400, "the request body is not valid JSON", code="invalid_json") from None
+
+
+router = APIRouter()
+v1 = APIRouter(prefix="/v1", dependencies=[Depends(_authorized)])
+
+
+@v1.post("/chat/completions", response_model=None)
+async def chat_completions(request: Request) -> JSONResponse | StreamingResponse:
+    return await _serving(request).chat(await _json_body(request), request)
+
+
+@v1.post("/completions", response_model=None)
+async def completions(request: Request) -> JSONResponse | StreamingResponse:
+    return await _serving(request).completion(await _json_body(request), request)
+
+
+@v1.get("/models")
+async def models(request: Request) -> dict[str, Any]:
+    engine = _serving(request).engine
+    card = {
+        "id": engine.model_name,
+        "object": "model",
+        "created": request.app.state.started,
+        "owned_by": "ponder",
+        "max_model_len": engine.max_model_len,
+    }
+    return {"object": "list", "data": [card]}
+
+
+@v1.get("/strategies")
+async def strategies(request: Request) -> dict[str, Any]:
+    """What a request may ask for: every strategy with its parameters, every loaded verifier."""
+    listed = []
+    for name in STRATEGIES:
+        cls = strategy_class(name)
+        listed.append(
+            {
+                "name": name,
+                "description": cls.description,
+                "parameters": cls.Params.model_json_schema(),
+            }
+        )
+    verifiers = [
+        {
+            "name": v.name,
+            "kind": v.kind,
+            "family": v.family,
+            "model": v.model,
+            "description": v.description,
+        }
+        for v in _serving(request).verifiers.values()
+    ]
+    return {"object": "list", "data": listed, "verifiers": verifiers}
+
+
+@router.get("/health")
+async def health(request: Request) -> JSONResponse:
+    """Liveness: the engine is alive (restart the process if not)."""
+    try:
+        await _serving(request).engine.check_health()
+    except EngineError:
+        return JSONResponse({"status": "unhealthy"}, status_code=503)
+    return JSONResponse({"status": "ok"})
+
+
+@router.get("/ready")
+async def ready(request: Request) -> JSONResponse:
+    """Readiness: engine and verifiers up and the server not draining."""
+    if request.app.state.draining:
+        return JSONResponse({"status": "draining"}, status_code=503)
+    try:
+        await _serving(request).engine.check_health()
+    except EngineError:
+        return JSONResponse({"status": "engine unavailable"}, status_code=503)
+    return JSONResponse({"status": "ready"})
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    serving = _serving(request)
+    serving.metrics.engine_requests_running.set(serving.engine.running_requests())
+    return Response(serving.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+router.include_router(v1)

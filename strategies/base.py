@@ -1,0 +1,259 @@
+"""What every strategy shares: its parameters' common part, the budget, the run context, the result.
+
+A strategy gets a `StrategyContext` and only talks to the engine and verifiers through it, so that
+every generated token and verifier call is counted and checked against the budget in one place.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ponder.server.engine import Engine, GeneratedSequence, Generation, SamplingOptions
+from ponder.verifiers.base import Candidate, Question, Verifier
+
+__all__ = [
+    "Budget",
+    "BudgetParams",
+    "BudgetReason",
+    "RankedCandidate",
+    "Strategy",
+    "StrategyContext",
+    "StrategyInputError",
+    "StrategyParams",
+    "StrategyResult",
+    "Usage",
+]
+
+BudgetReason = Literal["tokens", "verifier_calls", "deadline"]
+
+
+class StrategyInputError(ValueError):
+    """The request asks a strategy for something it cannot do; becomes a 400 naming `param`."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class BudgetParams(BaseModel):
+    """A request's compute budget; strategies stop and return the best so far when it runs out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_tokens: int | None = Field(
+        None, ge=1, description="Most policy tokens the request may generate, all candidates."
+    )
+    max_verifier_calls: int | None = Field(
+        None, ge=0, description="Most candidates (or steps) the verifiers may score."
+    )
+    deadline_s: float | None = Field(
+        None, gt=0, description="Wall-clock seconds after which the best answer so far is returned."
+    )
+
+
+class StrategyParams(BaseModel):
+    """Fields every strategy accepts in the request's `tts` object; strategies subclass this."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: str = Field("none", description="Registered strategy name.")
+    budget: BudgetParams = Field(default_factory=BudgetParams)
+    return_trace: bool = Field(False, description="Return every candidate explored.")
+
+    def candidates(self) -> int:
+        """Candidates this request explores at most (checked against the server's cap)."""
+        return 1
+
+
+class Budget:
+    """Counts what a request spent and says how much more it may spend."""
+
+    def __init__(self, params: BudgetParams, *, started: float | None = None) -> None:
+        self.max_tokens = params.max_tokens
+        self.max_verifier_calls = params.max_verifier_calls
+        start = time.monotonic() if started is None else started
+        self.deadline = None if params.deadline_s is None else start + params.deadline_s
+        self.tokens_used = 0
+        self.verifier_calls = 0
+        self.exhausted: BudgetReason | None = None
+
+    def mark(self, reason: BudgetReason) -> None:
+        self.exhausted = self.exhausted or reason
+
+    def past_deadline(self) -> bool:
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            self.mark("deadline")
+            return True
+        return False
+
+    def fit_samples(self, prompts: int, n: int, max_tokens: int) -> tuple[int, int]:
+        """The (n, max_tokens) that cannot overrun the token budget, worst case; n may be 0."""
+        if self.max_tokens is None:
+            return n, max_tokens
+        remaining = self.max_tokens - self.tokens_used
+        if remaining <= 0:
+            self.mark("tokens")
+            return 0, 0
+        fitting = remaining // (prompts * max_tokens)
+        if fitting >= n:
+            return n, max_tokens
+        self.mark("tokens")
+        if fitting >= 1:
+            return fitting, max_tokens
+        per_sequence = remaining // prompts
+        return (1, per_sequence) if per_sequence >= 1 else (0, 0)
+
+    def fit_verifier_calls(self, wanted: int) -> int:
+        if self.max_verifier_calls is None:
+            return wanted
+        allowed = max(0, self.max_verifier_calls - self.verifier_calls)
+        if allowed < wanted:
+            self.mark("verifier_calls")
+        return min(wanted, allowed)
+
+
+@dataclass
+class Usage:
+    """Everything a request made the engine and verifiers do."""
+
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    completion_tokens: int = 0
+    engine_calls: int = 0
+    verifier_calls: int = 0
+    verifier_tokens: int = 0
+
+    def add_generations(self, generations: Sequence[Generation]) -> None:
+        self.engine_calls += 1
+        for g in generations:
+            self.prompt_tokens += g.prompt_tokens
+            self.cached_tokens += g.cached_tokens
+            self.completion_tokens += g.generated_tokens
+
+
+VerifierObserver = Callable[[str, int, int, float], None]
+
+
+@dataclass
+class StrategyContext:
+    """The request as a strategy sees it, and the only door to the engine and verifiers."""
+
+    engine: Engine
+    verifiers: Mapping[str, Verifier]
+    question: Question
+    prompt_token_ids: list[int]
+    options: SamplingOptions
+    budget: Budget
+    choices: int = 1
+    request_id: str = field(default_factory=lambda: f"ponder-{uuid.uuid4().hex}")
+    usage: Usage = field(default_factory=Usage)
+    # Called after each verifier batch as (verifier name, candidates, tokens, seconds).
+    on_verifier_call: VerifierObserver | None = None
+
+    def verifier(self, name: str | None, default: str) -> Verifier:
+        chosen = name or default
+        if chosen not in self.verifiers:
+            known = ", ".join(sorted(self.verifiers)) or "none"
+            raise StrategyInputError(
+                f"verifier {chosen!r} is not loaded; loaded verifiers: {known}", "tts.verifier"
+            )
+        return self.verifiers[chosen]
+
+    async def sample(
+        self,
+        n: int,
+        *,
+        prompts: Sequence[Sequence[int]] | None = None,
+        options: SamplingOptions | None = None,
+    ) -> list[Generation]:
+        """Sample `n` continuations of each prompt (default: the request's) in one engine call.
+
+        The budget may shrink `n` or the length; an empty list means nothing more fits.
+        """
+        prompts = [self.prompt_token_ids] if prompts is None else prompts
+        options = options or self.options
+        if self.budget.past_deadline():
+            return []
+        n, max_tokens = self.budget.fit_samples(len(prompts), n, options.max_tokens)
+        if n == 0:
+            return []
+        if max_tokens != options.max_tokens:
+            options = options.replace(max_tokens=max_tokens)
+        call_id = f"{self.request_id}-{self.usage.engine_calls}"
+        generations = await self.engine.generate(
+            prompts, options, n=n, request_id=call_id, deadline=self.budget.deadline
+        )
+        self.usage.add_generations(generations)
+        self.budget.tokens_used += sum(g.generated_tokens for g in generations)
+        if any(g.interrupted for g in generations):
+            self.budget.mark("deadline")
+        return generations
+
+    async def score(
+        self, verifier: Verifier, sequences: Sequence[GeneratedSequence]
+    ) -> list[float | None]:
+        """Score sequences in one verifier batch; those the budget leaves unscored get None."""
+        if self.budget.past_deadline():
+            return [None] * len(sequences)
+        allowed = self.budget.fit_verifier_calls(len(sequences))
+        if allowed == 0:
+            return [None] * len(sequences)
+        candidates = [
+            Candidate(text=s.text, token_ids=s.token_ids, logprobs=s.logprobs)
+            for s in sequences[:allowed]
+        ]
+        started = time.perf_counter()
+        scores = await verifier.score(self.question, candidates, request_id=self.request_id)
+        elapsed = time.perf_counter() - started
+        self.budget.verifier_calls += len(candidates)
+        self.usage.verifier_calls += len(candidates)
+        self.usage.verifier_tokens += scores.tokens
+        if self.on_verifier_call is not None:
+            self.on_verifier_call(verifier.name, len(candidates), scores.tokens, elapsed)
+        unscored: list[float | None] = [None] * (len(sequences) - allowed)
+        return [*scores.values, *unscored]
+
+
+@dataclass(frozen=True)
+class RankedCandidate:
+    """One explored candidate as the response and trace report it."""
+
+    sequence: GeneratedSequence
+    score: float | None = None
+    answer: str | None = None
+
+
+@dataclass
+class StrategyResult:
+    candidates: list[RankedCandidate]
+    # Indices into `candidates`, best first; the response returns the first `choices` of them.
+    ranking: list[int]
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Strategy(ABC):
+    """Base of all strategies: a name, a description, a params model and `run`."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    Params: ClassVar[type[StrategyParams]] = StrategyParams
+    # Whether `stream` yields tokens as they are generated (else the chosen answer is streamed).
+    streams_tokens: ClassVar[bool] = False
+
+    def __init__(self, params: StrategyParams) -> None:
+        self.params = params
+
+    def planned_tokens(self, max_tokens: int, choices: int) -> int:
+        """Worst-case policy tokens for the server's cap; strategies with more work override."""
+        return max(self.params.candidates(), choices) * max_tokens
+
+    @abstractmethod
+    async def run(self, ctx: StrategyContext) -> StrategyResult:
+        """Explore candidates through `ctx` and rank them."""

@@ -1,0 +1,59 @@
+"""`best_of_n`: N samples in one batched engine call, the best by a verifier.
+
+The weighted variant (Li et al. 2023; search-and-learn's "weighted best-of-N") sums verifier scores
+over candidates that reach the same final answer and returns the best-scored candidate of the
+heaviest answer, which beats plain best-of-N when the verifier is noisy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import ClassVar
+
+from pydantic import Field
+
+from .answers import extract_answer, tally
+from .base import RankedCandidate, Strategy, StrategyContext, StrategyParams, StrategyResult
+
+__all__ = ["BestOfN", "BestOfNParams"]
+
+
+class BestOfNParams(StrategyParams):
+    n: int = Field(4, ge=1, description="Candidates sampled in one batched engine call.")
+    verifier: str | None = Field(None, description="Verifier that scores candidates (self_judge).")
+    weighted: bool = Field(False, description="Sum scores per distinct final answer.")
+
+    def candidates(self) -> int:
+        return self.n
+
+
+class BestOfN(Strategy):
+    name: ClassVar[str] = "best_of_n"
+    description: ClassVar[str] = "N samples in one batch; the best by a verifier or weighted vote."
+    Params: ClassVar[type[StrategyParams]] = BestOfNParams
+    params: BestOfNParams
+
+    async def run(self, ctx: StrategyContext) -> StrategyResult:
+        verifier = ctx.verifier(self.params.verifier, "self_judge")
+        options = ctx.options
+        if verifier.needs_logprobs and options.logprobs is None:
+            options = options.replace(logprobs=0)
+        generations = await ctx.sample(self.params.n, options=options)
+        sequences = list(generations[0].sequences) if generations else []
+        scores = await ctx.score(verifier, sequences)
+        # Unscored candidates (budget) rank last; equal scores keep sampling order.
+        ranking = sorted(
+            range(len(scores)), key=lambda i: (scores[i] is None, -(scores[i] or 0.0), i)
+        )
+        details: dict[str, object] = {"verifier": verifier.name, "weighted": self.params.weighted}
+        answers: list[str | None] = [None] * len(sequences)
+        if self.params.weighted and sequences:
+            answers = [extract_answer(s.text) for s in sequences]
+            votes = await asyncio.to_thread(tally, answers, [s or 0.0 for s in scores])
+            ranking = votes.rank(ranking)
+            details["answer_weights"] = votes.summary()
+        candidates = [
+            RankedCandidate(s, score=score, answer=answer)
+            for s, score, answer in zip(sequences, scores, answers, strict=True)
+        ]
+        return StrategyResult(candidates=candidates, ranking=ranking, details=details)

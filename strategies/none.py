@@ -1,0 +1,41 @@
+"""`none`: plain decoding, exactly what vLLM would do with the same request, streamed live."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import ClassVar
+
+from ponder.server.engine import StreamDelta
+
+from .base import RankedCandidate, Strategy, StrategyContext, StrategyResult
+
+__all__ = ["PlainDecoding"]
+
+
+class PlainDecoding(Strategy):
+    name: ClassVar[str] = "none"
+    description: ClassVar[str] = "Plain decoding: the request's n samples, streamed token by token."
+    streams_tokens: ClassVar[bool] = True
+
+    async def run(self, ctx: StrategyContext) -> StrategyResult:
+        generations = await ctx.sample(ctx.choices)
+        sequences = generations[0].sequences if generations else ()
+        return StrategyResult(
+            candidates=[RankedCandidate(s) for s in sequences], ranking=list(range(len(sequences)))
+        )
+
+    async def stream(self, ctx: StrategyContext) -> AsyncIterator[StreamDelta]:
+        """Yield tokens as the engine produces them; usage is counted when the stream ends."""
+        n, max_tokens = ctx.budget.fit_samples(1, ctx.choices, ctx.options.max_tokens)
+        options = ctx.options.replace(max_tokens=max(1, max_tokens))
+        async for delta in ctx.engine.stream(
+            ctx.prompt_token_ids, options, n=max(1, n), request_id=f"{ctx.request_id}-0"
+        ):
+            if delta.index < 0:
+                ctx.usage.engine_calls += 1
+                ctx.usage.prompt_tokens += delta.prompt_tokens or 0
+                ctx.usage.cached_tokens += delta.cached_tokens or 0
+            else:
+                ctx.usage.completion_tokens += len(delta.token_ids)
+                ctx.budget.tokens_used += len(delta.token_ids)
+            yield delta

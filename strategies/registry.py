@@ -1,0 +1,34 @@
+"""Strategy names mapped to lazily imported classes.
+
+A request names its strategy; nothing is imported until a strategy is first used, so adding one is
+a new file and one line here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+
+from .base import Strategy, StrategyInputError
+
+__all__ = ["STRATEGIES", "strategy_class"]
+
+STRATEGIES: dict[str, str] = {
+    "none": "ponder.strategies.none:PlainDecoding",
+    "best_of_n": "ponder.strategies.best_of_n:BestOfN",
+    "self_consistency": "ponder.strategies.self_consistency:SelfConsistency",
+}
+
+
+@cache
+def strategy_class(name: str) -> type[Strategy]:
+    try:
+        target = STRATEGIES[name]
+    except KeyError:
+        known = ", ".join(sorted(STRATEGIES))
+        raise StrategyInputError(
+            f"unknown strategy {name!r}; known strategies: {known}", "tts.strategy"
+        ) from None
+    module_name, _, attr = target.partition(":")
+    cls: type[Strategy] = getattr(importlib.import_module(module_name), attr)
+    return cls

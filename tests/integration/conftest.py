@@ -1,0 +1,100 @@
+"""The real server on the real vLLM CPU engine with the embedded model, started once per session."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+MODEL = "smollm2-135m-instruct"
+_START_TIMEOUT_S = 900
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    base_url: str
+    log: Path
+
+    @property
+    def client(self) -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{self.base_url}/v1", api_key="unused", max_retries=0)
+
+    def metrics(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        text = httpx.get(f"{self.base_url}/metrics", timeout=10).text
+        return {
+            (sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the series called `name` whose labels include `labels`."""
+        wanted = set(labels.items())
+        return sum(
+            value
+            for (series, have), value in self.metrics().items()
+            if series == name and wanted <= set(have)
+        )
+
+    def wait_metric(
+        self, name: str, expected: float, timeout: float = 10.0, **labels: str
+    ) -> float:
+        """vLLM updates its counters just after it hands out the last output: poll briefly."""
+        deadline = time.monotonic() + timeout
+        value = self.metric(name, **labels)
+        while value != expected and time.monotonic() < deadline:
+            time.sleep(0.05)
+            value = self.metric(name, **labels)
+        return value
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    port = _free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    env = {
+        **os.environ,
+        "PONDER_MAX_MODEL_LEN": "2048",
+        "PONDER_MAX_CONCURRENT_REQUESTS": "32",
+        "PONDER_KEEPALIVE_S": "0.5",
+    }
+    command = [sys.executable, "-m", "ponder.server.cli", "serve", "--port", str(port)]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"the server exited at start-up:\n{log.read_text()[-4000:]}")
+            try:
+                if httpx.get(f"{base_url}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"the server was not ready in time:\n{log.read_text()[-4000:]}")
+            time.sleep(1)
+        yield LiveServer(base_url, log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()

@@ -1,0 +1,162 @@
+"""Bad input, disconnects, seeds and deadlines against the real engine: nothing breaks it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import openai
+import pytest
+
+from tests.integration.conftest import MODEL, LiveServer
+
+pytestmark = pytest.mark.integration
+
+QUESTION = [{"role": "user", "content": "Write a long story about a dragon."}]
+RUNNING = "vllm:num_requests_running"
+
+
+def assert_openai_error(response: httpx.Response, status: int, param: str | None) -> None:
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert isinstance(error["code"], str) and error["param"] == param
+    assert "Traceback" not in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"model": MODEL, "messages": QUESTION, "n": 200}, "n"),
+        ({"model": MODEL, "messages": QUESTION, "top_p": 0}, "top_p"),
+        ({"model": MODEL, "messages": QUESTION, "top_logprobs": 3}, "top_logprobs"),
+        ({"model": MODEL, "messages": QUESTION, "tts": {"strategy": "mystery"}}, "tts.strategy"),
+        (
+            {"model": MODEL, "messages": QUESTION, "tts": {"strategy": "best_of_n", "n": 1000}},
+            "tts.n",
+        ),
+        (
+            {"model": MODEL, "messages": QUESTION, "max_completion_tokens": 100000},
+            "max_completion_tokens",
+        ),
+        ({"model": MODEL, "messages": []}, "messages"),
+    ],
+)
+def test_bad_requests_are_openai_400s(server: LiveServer, body: dict, param: str) -> None:
+    response = httpx.post(f"{server.base_url}/v1/chat/completions", json=body, timeout=30)
+    assert_openai_error(response, 400, param)
+
+
+def test_body_that_is_not_an_object(server: LiveServer) -> None:
+    url = f"{server.base_url}/v1/chat/completions"
+    assert_openai_error(httpx.post(url, json=[1, 2], timeout=30), 400, None)
+    assert_openai_error(httpx.post(url, content=b"{not json", timeout=30), 400, None)
+
+
+def test_the_openai_client_sees_a_bad_request(server: LiveServer) -> None:
+    with pytest.raises(openai.BadRequestError) as raised:
+        server.client.chat.completions.create(
+            model=MODEL, messages=QUESTION, extra_body={"tts": {"strategy": "nope"}}
+        )
+    assert raised.value.status_code == 400
+    assert "best_of_n" in raised.value.message
+
+
+async def _wait_for_running(server: LiveServer, at_least: int) -> None:
+    deadline = time.monotonic() + 60
+    while server.metric(RUNNING) < at_least:
+        assert time.monotonic() < deadline, "the request never reached the engine"
+        await asyncio.sleep(0.1)
+
+
+async def _wait_until_idle(server: LiveServer) -> None:
+    deadline = time.monotonic() + 15
+    while server.metric(RUNNING) > 0 or server.metric("ponder_engine_requests_running") > 0:
+        assert time.monotonic() < deadline, "engine requests kept running after the disconnect"
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_disconnect_aborts_engine_requests(server: LiveServer, stream: bool) -> None:
+    body = {
+        "model": MODEL,
+        "messages": QUESTION,
+        "max_completion_tokens": 1500,
+        "ignore_eos": True,
+        "stream": stream,
+        "tts": {"strategy": "best_of_n", "n": 4, "verifier": "confidence"},
+    }
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=120) as client:
+        request = asyncio.create_task(client.post("/v1/chat/completions", json=body))
+        await _wait_for_running(server, 1)
+        request.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await request
+    await _wait_until_idle(server)
+    # The engine is fine afterwards.
+    assert httpx.get(f"{server.base_url}/health", timeout=10).status_code == 200
+
+
+def test_seeded_requests_do_not_harm_the_engine(server: LiveServer) -> None:
+    def ask(seed: int) -> str:
+        response = server.client.chat.completions.create(
+            model=MODEL,
+            messages=QUESTION,
+            max_completion_tokens=8,
+            temperature=1.0,
+            seed=seed,
+            n=2,
+        )
+        return response.choices[0].message.content or ""
+
+    with ThreadPoolExecutor(8) as pool:
+        texts = list(pool.map(ask, [7, 7, 8, 9, 10, 11, 12, 13]))
+    assert all(texts)
+    # The same seed gives the same sample, even when batched beside other seeded requests.
+    assert texts[0] == texts[1]
+    assert httpx.get(f"{server.base_url}/health", timeout=10).status_code == 200
+
+
+def test_deadline_returns_the_best_so_far(server: LiveServer) -> None:
+    exhausted_before = server.metric(
+        "ponder_budget_exhausted_total", strategy="best_of_n", reason="deadline"
+    )
+    started = time.monotonic()
+    response = server.client.chat.completions.create(
+        model=MODEL,
+        messages=QUESTION,
+        max_completion_tokens=1500,
+        extra_body={
+            "ignore_eos": True,
+            "tts": {
+                "strategy": "best_of_n",
+                "n": 2,
+                "verifier": "confidence",
+                "budget": {"deadline_s": 1.5},
+            },
+        },
+    )
+    elapsed = time.monotonic() - started
+    tts = response.model_extra["tts"]
+    assert tts["budget_exhausted"] == "deadline"
+    assert elapsed < 15
+    assert response.choices[0].finish_reason == "length"
+    assert 0 < response.usage.completion_tokens < 3000  # type: ignore[union-attr]
+    assert (
+        server.metric("ponder_budget_exhausted_total", strategy="best_of_n", reason="deadline")
+        == exhausted_before + 1
+    )
+
+
+def test_token_budget_is_never_exceeded(server: LiveServer) -> None:
+    response = server.client.chat.completions.create(
+        model=f"{MODEL}@self_consistency",
+        messages=QUESTION,
+        max_completion_tokens=20,
+        extra_body={"tts": {"n": 8, "budget": {"max_tokens": 50}}},
+    )
+    tts = response.model_extra["tts"]
+    assert response.usage is not None and response.usage.completion_tokens <= 50
+    assert tts["budget_exhausted"] == "tokens" and tts["candidates"] == 2

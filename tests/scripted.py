@@ -1,0 +1,181 @@
+"""A scripted engine: returns given continuations and records every call, for exact unit tests.
+
+Tokens are characters (token id = code point), so token counts are string lengths and every
+accounting assertion can be computed by hand. It is a test double for strategy logic only; the
+integration tests run the real vLLM engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ponder.server.engine import (
+    GeneratedSequence,
+    Generation,
+    SamplingOptions,
+    StreamDelta,
+    TokenLogprob,
+)
+
+JUDGE_MARKER = "Proposed answer:\n"
+
+
+@dataclass
+class Call:
+    prompts: list[list[int]]
+    options: SamplingOptions
+    n: int
+    request_id: str
+    deadline: float | None
+
+    def prompt_texts(self) -> list[str]:
+        return ["".join(map(chr, p)) for p in self.prompts]
+
+
+@dataclass
+class ScriptedEngine:
+    """`texts` are handed out in order, one per generated sequence, across calls.
+
+    `judge` maps a candidate answer to P(Yes) for self-judge prompts (recognised by their text).
+    `token_logprob` is every generated token's log-prob. `delay` is seconds per call.
+    """
+
+    texts: list[str] = field(default_factory=list)
+    judge: Callable[[str], float] | None = None
+    token_logprob: float = -0.1
+    delay: float = 0.0
+    model_name: str = "scripted-model"
+    max_model_len: int = 4096
+    supports_seed: bool = True
+    calls: list[Call] = field(default_factory=list)
+    aborted: list[str] = field(default_factory=list)
+    _running: set[str] = field(default_factory=set)
+
+    # -- tokenizer: one character per token --------------------------------------------------
+
+    def encode(self, text: str) -> list[int]:
+        return [ord(c) for c in text]
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        return "".join(map(chr, token_ids))
+
+    def render_chat(
+        self,
+        messages: Sequence[dict[str, Any]],
+        *,
+        add_generation_prompt: bool = True,
+        continue_final_message: bool = False,
+    ) -> list[int]:
+        text = "".join(f"<{m['role']}>{m['content']}\n" for m in messages)
+        return self.encode(text + ("<assistant>" if add_generation_prompt else ""))
+
+    # -- generation ----------------------------------------------------------------------------
+
+    def _next_text(self) -> str:
+        if not self.texts:
+            raise AssertionError("the scripted engine ran out of texts")
+        return self.texts.pop(0)
+
+    def _sequence(self, text: str, options: SamplingOptions) -> GeneratedSequence:
+        ids = self.encode(text)[: options.max_tokens]
+        finish = "length" if len(ids) < len(text) else "stop"
+        logprobs = None
+        if options.logprobs is not None:
+            logprobs = tuple(
+                TokenLogprob(token_id=t, token=chr(t), logprob=self.token_logprob) for t in ids
+            )
+        return GeneratedSequence(
+            text=self.decode(ids),
+            token_ids=tuple(ids),
+            finish_reason=finish,  # type: ignore[arg-type]
+            logprobs=logprobs,
+            cumulative_logprob=self.token_logprob * len(ids),
+        )
+
+    def _judge_sequence(self, prompt: str) -> GeneratedSequence:
+        assert self.judge is not None, "a judge prompt reached an engine without a judge"
+        answer = prompt.split(JUDGE_MARKER, 1)[1].split("\n\nIs the proposed answer", 1)[0]
+        p_yes = self.judge(answer)
+        top = (
+            (1, "Yes", math.log(max(p_yes, 1e-12))),
+            (2, "No", math.log(max(1.0 - p_yes, 1e-12))),
+        )
+        best = max(top, key=lambda t: t[2])
+        logprob = TokenLogprob(token_id=best[0], token=best[1], logprob=best[2], top=top)
+        return GeneratedSequence(
+            text=best[1], token_ids=(best[0],), finish_reason="length", logprobs=(logprob,)
+        )
+
+    async def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        options: SamplingOptions,
+        *,
+        n: int = 1,
+        request_id: str,
+        deadline: float | None = None,
+    ) -> list[Generation]:
+        call = Call([list(p) for p in prompts], options, n, request_id, deadline)
+        self.calls.append(call)
+        ids = [f"{request_id}-{i}" for i in range(len(prompts))]
+        self._running.update(ids)
+        try:
+            interrupted = False
+            if self.delay:
+                timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+                if timeout is not None and timeout < self.delay:
+                    await asyncio.sleep(timeout)
+                    interrupted = True
+                else:
+                    await asyncio.sleep(self.delay)
+        except asyncio.CancelledError:
+            self.aborted.extend(ids)
+            raise
+        finally:
+            self._running.difference_update(ids)
+        generations = []
+        for text in call.prompt_texts():
+            if JUDGE_MARKER in text:
+                sequences: tuple[GeneratedSequence, ...] = (self._judge_sequence(text),)
+            elif interrupted:
+                sequences = tuple(
+                    GeneratedSequence(text="", token_ids=(), finish_reason="abort")
+                    for _ in range(n)
+                )
+            else:
+                sequences = tuple(self._sequence(self._next_text(), options) for _ in range(n))
+            generations.append(
+                Generation(sequences, prompt_tokens=len(text), interrupted=interrupted)
+            )
+        return generations
+
+    async def stream(
+        self, prompt: Sequence[int], options: SamplingOptions, *, n: int = 1, request_id: str
+    ) -> AsyncIterator[StreamDelta]:
+        self.calls.append(Call([list(prompt)], options, n, request_id, None))
+        for index in range(n):
+            sequence = self._sequence(self._next_text(), options)
+            for i, token in enumerate(sequence.token_ids):
+                last = i == len(sequence.token_ids) - 1
+                yield StreamDelta(
+                    index=index,
+                    text=chr(token),
+                    token_ids=(token,),
+                    logprobs=sequence.logprobs[i : i + 1] if sequence.logprobs else None,
+                    finish_reason=sequence.finish_reason if last else None,
+                )
+        yield StreamDelta(index=-1, text="", token_ids=(), prompt_tokens=len(prompt))
+
+    async def abort(self, request_ids: Iterable[str]) -> None:
+        self.aborted.extend(request_ids)
+
+    async def check_health(self) -> None:
+        return None
+
+    def running_requests(self) -> int:
+        return len(self._running)

@@ -1,0 +1,17 @@
+"""Verifiers: score candidate answers (outcome) or their steps (process), in batches."""
+
+from .base import Candidate, Question, Scores, Verifier, VerifierError, VerifierKind
+from .registry import DEFAULT_VERIFIERS, VERIFIERS, load_verifiers, verifier_class
+
+__all__ = [
+    "DEFAULT_VERIFIERS",
+    "VERIFIERS",
+    "Candidate",
+    "Question",
+    "Scores",
+    "Verifier",
+    "VerifierError",
+    "VerifierKind",
+    "load_verifiers",
+    "verifier_class",
+]

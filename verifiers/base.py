@@ -1,0 +1,69 @@
+"""The verifier protocol: score candidate answers to one question, all in one batch.
+
+Scores are in [0, 1] (higher is better) so that strategies can compare, threshold and sum them
+without knowing which verifier produced them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Protocol
+
+from ponder.server.engine import TokenLogprob
+
+__all__ = ["Candidate", "Question", "Scores", "Verifier", "VerifierError", "VerifierKind"]
+
+VerifierKind = Literal["outcome", "process", "generative", "programmatic"]
+
+
+class VerifierError(ValueError):
+    """A verifier cannot score these candidates (for example, it needs log-probs they lack)."""
+
+
+@dataclass(frozen=True)
+class Question:
+    """What the candidates answer: the conversation, its last user turn as plain text."""
+
+    messages: tuple[dict[str, Any], ...]
+
+    @property
+    def text(self) -> str:
+        for message in reversed(self.messages):
+            if message.get("role") == "user":
+                return str(message.get("content") or "")
+        return str(self.messages[-1].get("content") or "") if self.messages else ""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    text: str
+    token_ids: tuple[int, ...] = ()
+    logprobs: tuple[TokenLogprob, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Scores:
+    """One score per candidate, and the compute it took (for usage and metrics)."""
+
+    values: tuple[float, ...]
+    # Tokens the verifier processed: prompt tokens it read plus tokens it generated.
+    tokens: int = 0
+
+
+class Verifier(Protocol):
+    name: str
+    kind: ClassVar[VerifierKind]
+    family: ClassVar[str]
+    description: ClassVar[str]
+    # Whether candidates must carry per-token log-probs (the strategy then asks the engine).
+    needs_logprobs: ClassVar[bool]
+
+    @property
+    def model(self) -> str | None:
+        """The model that scores, if any (listed by /v1/strategies)."""
+        ...
+
+    async def score(
+        self, question: Question, candidates: Sequence[Candidate], *, request_id: str
+    ) -> Scores: ...

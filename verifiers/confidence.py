@@ -1,0 +1,43 @@
+"""`confidence`: the policy's own certainty, as the geometric mean of its token probabilities.
+
+Free (it reads log-probs the sampler already returned), and a known-useful signal for best-of-N
+(Kang et al. 2025, "self-certainty"); weaker than a trained verifier.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import ClassVar
+
+from .base import Candidate, Question, Scores, VerifierError, VerifierKind
+
+__all__ = ["ConfidenceVerifier"]
+
+
+class ConfidenceVerifier:
+    kind: ClassVar[VerifierKind] = "programmatic"
+    family: ClassVar[str] = "confidence"
+    description: ClassVar[str] = "exp(mean token log-probability) of the answer under the policy"
+    needs_logprobs: ClassVar[bool] = True
+
+    def __init__(self, name: str = "confidence", **_: object) -> None:
+        self.name = name
+
+    @property
+    def model(self) -> str | None:
+        return None
+
+    async def score(
+        self, question: Question, candidates: Sequence[Candidate], *, request_id: str
+    ) -> Scores:
+        values = []
+        for candidate in candidates:
+            if candidate.logprobs is None:
+                raise VerifierError("the confidence verifier needs per-token log-probs")
+            if not candidate.logprobs:
+                values.append(0.0)
+                continue
+            mean = sum(t.logprob for t in candidate.logprobs) / len(candidate.logprobs)
+            values.append(math.exp(mean))
+        return Scores(tuple(values), tokens=0)

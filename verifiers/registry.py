@@ -1,0 +1,42 @@
+"""Verifier names mapped to lazily imported classes, and the set loaded at start-up.
+
+Importing a verifier family may pull heavy dependencies (a reward model's code), so nothing is
+imported until a verifier of that family is loaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+from typing import Any
+
+from ponder.server.engine import Engine
+
+from .base import Verifier
+
+__all__ = ["DEFAULT_VERIFIERS", "VERIFIERS", "load_verifiers", "verifier_class"]
+
+VERIFIERS: dict[str, str] = {
+    "confidence": "ponder.verifiers.confidence:ConfidenceVerifier",
+    "self_judge": "ponder.verifiers.self_judge:SelfJudgeVerifier",
+}
+
+# Loaded with every model: they need nothing beyond the policy engine.
+DEFAULT_VERIFIERS: tuple[str, ...] = ("confidence", "self_judge")
+
+
+def verifier_class(name: str) -> Any:
+    try:
+        target = VERIFIERS[name]
+    except KeyError:
+        known = ", ".join(sorted(VERIFIERS))
+        raise KeyError(f"unknown verifier {name!r}; known verifiers: {known}") from None
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def load_verifiers(engine: Engine, names: Iterable[str] = DEFAULT_VERIFIERS) -> dict[str, Verifier]:
+    loaded: dict[str, Verifier] = {}
+    for name in names:
+        loaded[name] = verifier_class(name)(engine=engine, name=name)
+    return loaded
