@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 __all__ = [
     "Engine",
     "EngineError",
+    "EngineInputError",
     "FinishReason",
     "GeneratedSequence",
     "Generation",
@@ -28,6 +29,10 @@ FinishReason = Literal["stop", "length", "abort"]
 
 class EngineError(RuntimeError):
     """The engine failed for a reason that is not the request's fault (it may be dead)."""
+
+
+class EngineInputError(ValueError):
+    """The engine refused the request's input (its message is safe to show the client)."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,7 @@ class Engine(Protocol):
 
     model_name: str
     max_model_len: int
+    vocab_size: int
     # Whether a per-request seed is honoured; if not, the engine samples unseeded.
     supports_seed: bool
 

@@ -29,7 +29,7 @@ from ponder.strategies.registry import strategy_class
 from ponder.verifiers.base import Question, Verifier, VerifierError
 
 from .admission import Admission
-from .engine import Engine, EngineError, SamplingOptions
+from .engine import Engine, EngineError, EngineInputError, SamplingOptions
 from .errors import APIError, error_body, validation_error
 from .metrics import PonderMetrics
 from .protocol import ChatCompletionRequest, CompletionRequest, completion_id, now
@@ -112,6 +112,12 @@ class Serving:
                 ids = await asyncio.to_thread(self.engine.encode, p)
                 text = p
             else:
+                if any(not 0 <= t < self.engine.vocab_size for t in p):
+                    raise APIError(
+                        400,
+                        f"prompt token ids must be in [0, {self.engine.vocab_size})",
+                        param="prompt",
+                    )
                 ids, text = list(p), await asyncio.to_thread(self.engine.decode, p)
             prompts.append((ids, Question(({"role": "user", "content": text},))))
         prepared = self._prepare(req, "completion", prompts, "prompt")
@@ -191,6 +197,12 @@ class Serving:
                 400, f"at most {s.max_logprobs} log-probs per token are served", param="logprobs"
             )
         params = strategy.params
+        for param, name in params.verifier_names().items():
+            if name not in self.verifiers:
+                known = ", ".join(sorted(self.verifiers)) or "none"
+                raise APIError(
+                    400, f"verifier {name!r} is not loaded; loaded verifiers: {known}", param=param
+                )
         candidates = max(params.candidates(), req.n)
         if candidates > s.max_tts_n:
             param = "n" if req.n > params.candidates() else "tts.n"
@@ -365,6 +377,8 @@ def _client_facing(exc: BaseException) -> APIError:
         return APIError(400, str(exc), param=exc.param)
     if isinstance(exc, VerifierError):
         return APIError(400, str(exc), param="tts.verifier")
+    if isinstance(exc, EngineInputError):
+        return APIError(400, str(exc))
     if isinstance(exc, EngineError):
         logger.error("engine failure: %s", exc)
         return APIError(503, "the engine is unavailable", code="engine_unavailable")

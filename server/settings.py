@@ -32,7 +32,9 @@ class Settings(BaseSettings):
     api_key: str | None = Field(
         None, description="If set, every /v1 request must send `Authorization: Bearer <key>`."
     )
-    log_level: str = Field("info", description="Logging level of Ponder's own loggers.")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        "info", description="Logging level of the server and Ponder's loggers."
+    )
 
     # Engine.
     max_model_len: int = Field(4096, ge=64, description="Longest prompt plus completion.")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .engine import (
     EngineError,
+    EngineInputError,
     FinishReason,
     GeneratedSequence,
     Generation,
@@ -99,6 +100,7 @@ class VLLMEngine:
         self._running: set[str] = set()
         self.model_name = model_name
         self.max_model_len = max_model_len
+        self.vocab_size = int(llm.model_config.get_vocab_size())
         self.cpu = cpu
         self.supports_seed = True
 
@@ -160,7 +162,13 @@ class VLLMEngine:
     def _params(self, options: SamplingOptions, n: int, kind: Any) -> Any:
         from vllm import SamplingParams
 
-        return SamplingParams(
+        try:
+            return self._sampling_params(SamplingParams, options, n, kind)
+        except ValueError as exc:  # vLLM's validation errors are ValueErrors
+            raise EngineInputError(f"invalid sampling parameters: {exc}") from exc
+
+    def _sampling_params(self, factory: Any, options: SamplingOptions, n: int, kind: Any) -> Any:
+        return factory(
             n=n,
             max_tokens=options.max_tokens,
             temperature=options.temperature,
@@ -181,6 +189,7 @@ class VLLMEngine:
     async def _run_one(
         self, prompt: Sequence[int], params: Any, request_id: str, latest: list[Any], slot: int
     ) -> None:
+        from vllm.exceptions import VLLMClientError
         from vllm.v1.engine.exceptions import EngineDeadError
 
         self._running.add(request_id)
@@ -191,6 +200,8 @@ class VLLMEngine:
                 latest[slot] = output
         except EngineDeadError as exc:
             raise EngineError("the engine stopped and must be restarted") from exc
+        except VLLMClientError as exc:
+            raise EngineInputError(f"the engine refused the request: {exc}") from exc
         finally:
             self._running.discard(request_id)
 
@@ -260,6 +271,7 @@ class VLLMEngine:
     async def stream(
         self, prompt: Sequence[int], options: SamplingOptions, *, n: int = 1, request_id: str
     ) -> AsyncIterator[StreamDelta]:
+        from vllm.exceptions import VLLMClientError
         from vllm.sampling_params import RequestOutputKind
         from vllm.v1.engine.exceptions import EngineDeadError
 
@@ -288,6 +300,8 @@ class VLLMEngine:
                     )
         except EngineDeadError as exc:
             raise EngineError("the engine stopped and must be restarted") from exc
+        except VLLMClientError as exc:
+            raise EngineInputError(f"the engine refused the request: {exc}") from exc
         finally:
             self._running.discard(rid)
             if not finished:

@@ -6,6 +6,7 @@ every generated token and verifier call is counted and checked against the budge
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from abc import ABC, abstractmethod
@@ -70,6 +71,10 @@ class StrategyParams(BaseModel):
     def candidates(self) -> int:
         """Candidates this request explores at most (checked against the server's cap)."""
         return 1
+
+    def verifier_names(self) -> dict[str, str]:
+        """The verifiers this request will use, by the `tts` field that names them."""
+        return {}
 
 
 class Budget:
@@ -156,15 +161,19 @@ class StrategyContext:
     usage: Usage = field(default_factory=Usage)
     # Called after each verifier batch as (verifier name, candidates, tokens, seconds).
     on_verifier_call: VerifierObserver | None = None
+    # Numbers the engine and verifier calls of this request, so their engine ids never collide.
+    _call_numbers: itertools.count[int] = field(default_factory=itertools.count, repr=False)
 
-    def verifier(self, name: str | None, default: str) -> Verifier:
-        chosen = name or default
-        if chosen not in self.verifiers:
+    def call_id(self, kind: str) -> str:
+        return f"{self.request_id}-{kind}{next(self._call_numbers)}"
+
+    def verifier(self, name: str, param: str = "tts.verifier") -> Verifier:
+        if name not in self.verifiers:
             known = ", ".join(sorted(self.verifiers)) or "none"
             raise StrategyInputError(
-                f"verifier {chosen!r} is not loaded; loaded verifiers: {known}", "tts.verifier"
+                f"verifier {name!r} is not loaded; loaded verifiers: {known}", param
             )
-        return self.verifiers[chosen]
+        return self.verifiers[name]
 
     async def sample(
         self,
@@ -186,9 +195,8 @@ class StrategyContext:
             return []
         if max_tokens != options.max_tokens:
             options = options.replace(max_tokens=max_tokens)
-        call_id = f"{self.request_id}-{self.usage.engine_calls}"
         generations = await self.engine.generate(
-            prompts, options, n=n, request_id=call_id, deadline=self.budget.deadline
+            prompts, options, n=n, request_id=self.call_id("g"), deadline=self.budget.deadline
         )
         self.usage.add_generations(generations)
         self.budget.tokens_used += sum(g.generated_tokens for g in generations)
@@ -210,7 +218,7 @@ class StrategyContext:
             for s in sequences[:allowed]
         ]
         started = time.perf_counter()
-        scores = await verifier.score(self.question, candidates, request_id=self.request_id)
+        scores = await verifier.score(self.question, candidates, request_id=self.call_id("v"))
         elapsed = time.perf_counter() - started
         self.budget.verifier_calls += len(candidates)
         self.usage.verifier_calls += len(candidates)

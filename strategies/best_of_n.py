@@ -20,11 +20,14 @@ __all__ = ["BestOfN", "BestOfNParams"]
 
 class BestOfNParams(StrategyParams):
     n: int = Field(4, ge=1, description="Candidates sampled in one batched engine call.")
-    verifier: str | None = Field(None, description="Verifier that scores candidates (self_judge).")
+    verifier: str = Field("self_judge", description="Verifier that scores the candidates.")
     weighted: bool = Field(False, description="Sum scores per distinct final answer.")
 
     def candidates(self) -> int:
         return self.n
+
+    def verifier_names(self) -> dict[str, str]:
+        return {"tts.verifier": self.verifier}
 
 
 class BestOfN(Strategy):
@@ -34,7 +37,7 @@ class BestOfN(Strategy):
     params: BestOfNParams
 
     async def run(self, ctx: StrategyContext) -> StrategyResult:
-        verifier = ctx.verifier(self.params.verifier, "self_judge")
+        verifier = ctx.verifier(self.params.verifier)
         options = ctx.options
         if verifier.needs_logprobs and options.logprobs is None:
             options = options.replace(logprobs=0)

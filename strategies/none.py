@@ -29,7 +29,7 @@ class PlainDecoding(Strategy):
         n, max_tokens = ctx.budget.fit_samples(1, ctx.choices, ctx.options.max_tokens)
         options = ctx.options.replace(max_tokens=max(1, max_tokens))
         async for delta in ctx.engine.stream(
-            ctx.prompt_token_ids, options, n=max(1, n), request_id=f"{ctx.request_id}-0"
+            ctx.prompt_token_ids, options, n=max(1, n), request_id=ctx.call_id("g")
         ):
             if delta.index < 0:
                 ctx.usage.engine_calls += 1

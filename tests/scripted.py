@@ -51,6 +51,7 @@ class ScriptedEngine:
     delay: float = 0.0
     model_name: str = "scripted-model"
     max_model_len: int = 4096
+    vocab_size: int = 0x110000
     supports_seed: bool = True
     calls: list[Call] = field(default_factory=list)
     aborted: list[str] = field(default_factory=list)

@@ -91,9 +91,7 @@ class SelfJudgeVerifier:
             return Scores(())
         prompts = [self._prompt(question.text, c.text) for c in candidates]
         options = SamplingOptions(max_tokens=1, temperature=0.0, logprobs=_TOP_LOGPROBS)
-        generations = await self._engine.generate(
-            prompts, options, n=1, request_id=f"{request_id}-judge"
-        )
+        generations = await self._engine.generate(prompts, options, n=1, request_id=request_id)
         values = []
         tokens = 0
         for generation in generations:

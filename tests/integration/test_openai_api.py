@@ -212,3 +212,30 @@ def test_strategies_endpoint(server: LiveServer) -> None:
     verifiers = {v["name"]: v for v in listing["verifiers"]}
     assert verifiers["self_judge"]["model"] == MODEL
     assert verifiers["confidence"]["kind"] == "programmatic"
+
+
+def test_streamed_search_sends_keepalives_then_the_chosen_answer(server: LiveServer) -> None:
+    body = {
+        "model": MODEL,
+        "messages": QUESTION,
+        "max_completion_tokens": 24,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "tts": {"strategy": "best_of_n", "n": 4, "return_trace": True},
+    }
+    payloads, lines = sse_chunks(server, "/v1/chat/completions", body)
+    # The search outlasts the server's 0.5 s keep-alive period in this session.
+    assert ": keep-alive" in lines
+    chunks = [ChatCompletionChunk.model_validate(p) for p in payloads]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    tts = payloads[-1]["tts"]
+    assert text == tts["trace"][tts["chosen_index"]]["text"]
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens == sum(c["tokens"] for c in tts["trace"])
+
+
+def test_metrics_carry_build_info_and_vllm_series(server: LiveServer) -> None:
+    text = httpx.get(f"{server.base_url}/metrics", timeout=10).text
+    assert f'model="{MODEL}"' in text and "ponder_build_info{" in text
+    assert server.metric("vllm:num_requests_running") == 0
+    assert "vllm:generation_tokens_total" in text

@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from ponder.server.app import create_app
+from ponder.server.engine import EngineError
 from ponder.server.settings import Settings
 from ponder.verifiers.registry import load_verifiers
 from tests.scripted import JUDGE_MARKER, ScriptedEngine
@@ -267,19 +268,32 @@ def test_stream_search_sends_chosen_answer() -> None:
     assert chunks[-1].choices[0].finish_reason == "stop"
 
 
+class FailingEngine(ScriptedEngine):
+    """An engine that dies once the request is running, as vLLM's core can."""
+
+    async def generate(self, *args: Any, **kwargs: Any) -> Any:
+        raise EngineError("engine core died at /work/secret/path")
+
+
 def test_stream_error_arrives_as_error_chunk_then_done() -> None:
-    engine = ScriptedEngine(texts=["5", "66", "777"], judge=judge_66)
+    engine = FailingEngine(texts=["5"], judge=judge_66)
     with serve(engine) as (client, _):
-        resp = client.post(CHAT, json=chat(stream=True, tts=best_of_n(3, verifier="nope")))
+        resp = client.post(CHAT, json=chat(stream=True, tts=best_of_n(3)))
     assert resp.status_code == 200
     events = sse_events(resp.text)
     assert events[-1] == "[DONE]"
     assert len(events) == 2
     error = events[0]["error"]
     assert set(error) == {"message", "type", "param", "code"}
-    assert error["param"] == "tts.verifier"
-    assert error["type"] == "invalid_request_error" and isinstance(error["code"], str)
+    assert error["type"] == "service_unavailable_error" and error["code"] == "engine_unavailable"
     assert "Traceback" not in error["message"] and "/work/" not in error["message"]
+
+
+def test_unknown_verifier_in_a_stream_is_a_400_before_streaming() -> None:
+    engine = ScriptedEngine(texts=["5"], judge=judge_66)
+    with serve(engine) as (client, _):
+        resp = client.post(CHAT, json=chat(stream=True, tts=best_of_n(3, verifier="nope")))
+    assert_error(resp, 400, "tts.verifier")
     assert engine.calls == []
 
 
@@ -379,3 +393,21 @@ def test_api_key_is_required_on_v1_only() -> None:
     assert good.status_code == 200
     assert good.json()["choices"][0]["message"]["content"] == "ok"
     assert health.status_code == 200
+
+
+# -- legacy completions ------------------------------------------------------------------------
+
+
+def test_completions_reject_token_ids_outside_the_vocabulary() -> None:
+    engine = ScriptedEngine(texts=["x"], vocab_size=1000)
+    with serve(engine) as (client, _):
+        resp = client.post(
+            "/v1/completions", json={"model": MODEL, "prompt": [5, 1000], "max_tokens": 4}
+        )
+        assert_error(resp, 400, "prompt")
+        assert engine.calls == []
+        ok = client.post("/v1/completions", json={"model": MODEL, "prompt": [5, 999]})
+    assert ok.status_code == 200
+    assert ok.json()["choices"][0]["text"] == "x"
+    # OpenAI's default completion length is 16 tokens.
+    assert engine.calls[0].options.max_tokens == 16

@@ -99,4 +99,4 @@ async def test_cancelling_the_request_aborts_its_engine_requests() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert engine.running_requests() == 0
-    assert engine.aborted == ["req-0-0"]
+    assert engine.aborted == ["req-g0-0"]
