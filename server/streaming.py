@@ -18,7 +18,7 @@ from .engine import GeneratedSequence, TokenLogprob
 from .responses import Outcome, chat_logprobs, completion_logprobs, openai_finish_reason, sse
 
 if TYPE_CHECKING:
-    from .serving import PreparedRequest
+    from .planning import PreparedRequest
 
 __all__ = ["KEEPALIVE", "chunk", "stream_chosen", "stream_tokens", "usage_chunk"]
 

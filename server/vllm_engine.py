@@ -186,9 +186,8 @@ class VLLMEngine:
             output_kind=kind,
         )
 
-    async def _run_one(
-        self, prompt: Sequence[int], params: Any, request_id: str, latest: list[Any], slot: int
-    ) -> None:
+    async def _outputs(self, prompt: Sequence[int], params: Any, request_id: str) -> Any:
+        """vLLM's outputs for one request, counted as running, with its errors in our terms."""
         from vllm.exceptions import VLLMClientError
         from vllm.v1.engine.exceptions import EngineDeadError
 
@@ -197,13 +196,19 @@ class VLLMEngine:
             async for output in self._llm.generate(
                 {"prompt_token_ids": list(prompt)}, params, request_id
             ):
-                latest[slot] = output
+                yield output
         except EngineDeadError as exc:
             raise EngineError("the engine stopped and must be restarted") from exc
         except VLLMClientError as exc:
             raise EngineInputError(f"the engine refused the request: {exc}") from exc
         finally:
             self._running.discard(request_id)
+
+    async def _run_one(
+        self, prompt: Sequence[int], params: Any, request_id: str, latest: list[Any], slot: int
+    ) -> None:
+        async for output in self._outputs(prompt, params, request_id):
+            latest[slot] = output
 
     async def generate(
         self,
@@ -271,16 +276,13 @@ class VLLMEngine:
     async def stream(
         self, prompt: Sequence[int], options: SamplingOptions, *, n: int = 1, request_id: str
     ) -> AsyncIterator[StreamDelta]:
-        from vllm.exceptions import VLLMClientError
         from vllm.sampling_params import RequestOutputKind
-        from vllm.v1.engine.exceptions import EngineDeadError
 
         params = self._params(options, n, RequestOutputKind.DELTA)
         rid = f"{request_id}-0"
-        self._running.add(rid)
         finished = False
         try:
-            async for out in self._llm.generate({"prompt_token_ids": list(prompt)}, params, rid):
+            async for out in self._outputs(prompt, params, rid):
                 for o in out.outputs:
                     yield StreamDelta(
                         index=o.index,
@@ -298,10 +300,6 @@ class VLLMEngine:
                         prompt_tokens=len(out.prompt_token_ids or ()),
                         cached_tokens=int(out.num_cached_tokens or 0),
                     )
-        except EngineDeadError as exc:
-            raise EngineError("the engine stopped and must be restarted") from exc
-        except VLLMClientError as exc:
-            raise EngineInputError(f"the engine refused the request: {exc}") from exc
         finally:
             self._running.discard(rid)
             if not finished:

@@ -1,0 +1,231 @@
+"""Planning: a validated OpenAI request becomes a `PreparedRequest`, or a 400 before any work.
+
+Model and strategy are resolved, the strategy's `tts` parameters validated, and every cap checked
+(context length, candidates, generated tokens, deadline, verifiers) so that a request which can
+never fit is refused before it reaches the engine.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from ponder.strategies.base import (
+    Budget,
+    Strategy,
+    StrategyContext,
+    StrategyInputError,
+    StrategyParams,
+)
+from ponder.strategies.registry import strategy_class
+from ponder.verifiers.base import Question, Verifier
+
+from .engine import Engine, SamplingOptions
+from .errors import APIError, validation_error
+from .metrics import PonderMetrics
+from .protocol import ChatCompletionRequest, CompletionRequest, completion_id, now
+from .responses import Endpoint, Outcome, tts_block
+from .settings import Settings
+
+__all__ = ["PreparedRequest", "RequestPlanner", "parse_body"]
+
+
+@dataclass
+class PreparedRequest:
+    """A request that passed every check: nothing is left but to run it."""
+
+    endpoint: Endpoint
+    strategy: Strategy
+    contexts: list[StrategyContext]
+    choices: int
+    stream: bool
+    include_usage: bool
+    top_logprobs: int | None
+    response_id: str
+    created: int
+    model: str
+
+    @property
+    def strategy_name(self) -> str:
+        return self.strategy.name
+
+    def tts(self, outcomes: Sequence[Outcome]) -> dict[str, Any]:
+        return tts_block(self.strategy_name, outcomes, trace=self.strategy.params.return_trace)
+
+
+def parse_body(model: type[ChatCompletionRequest | CompletionRequest], body: Any) -> Any:
+    if not isinstance(body, dict):
+        raise APIError(400, "the request body must be a JSON object", code="invalid_body")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+class RequestPlanner:
+    def __init__(
+        self,
+        engine: Engine,
+        verifiers: Mapping[str, Verifier],
+        settings: Settings,
+        metrics: PonderMetrics,
+    ) -> None:
+        self.engine = engine
+        self.verifiers = verifiers
+        self.settings = settings
+        self.metrics = metrics
+
+    def _resolve_strategy(self, req: ChatCompletionRequest | CompletionRequest) -> Strategy:
+        model, _, suffix = req.model.partition("@")
+        if model != self.engine.model_name:
+            raise APIError(
+                404,
+                f"the model {model!r} does not exist; this server serves "
+                f"{self.engine.model_name!r}",
+                param="model",
+                code="model_not_found",
+            )
+        tts = dict(req.tts or {})
+        named = tts.get("strategy")
+        if suffix and named and named != suffix:
+            raise APIError(
+                400,
+                f"the model name asks for strategy {suffix!r} but tts.strategy is {named!r}",
+                param="tts.strategy",
+            )
+        tts["strategy"] = named or suffix or "none"
+        if not isinstance(tts["strategy"], str):
+            raise APIError(400, "tts.strategy must be a string", param="tts.strategy")
+        try:
+            cls = strategy_class(tts["strategy"])
+            params: StrategyParams = cls.Params.model_validate(tts)
+        except StrategyInputError as exc:
+            param = "model" if suffix and not named else exc.param
+            raise APIError(400, str(exc), param=param) from None
+        except ValidationError as exc:
+            raise validation_error(exc, prefix="tts") from None
+        return cls(params)
+
+    def plan(
+        self,
+        req: ChatCompletionRequest | CompletionRequest,
+        endpoint: Endpoint,
+        prompts: list[tuple[list[int], Question]],
+        prompt_param: str,
+    ) -> PreparedRequest:
+        strategy = self._resolve_strategy(req)
+        s = self.settings
+        tokens_param = "max_completion_tokens" if endpoint == "chat" else "max_tokens"
+        longest = max(len(ids) for ids, _ in prompts)
+        room = self.engine.max_model_len - longest
+        if room < 1 or any(not ids for ids, _ in prompts):
+            raise APIError(
+                400,
+                f"the prompt has {longest} tokens; this model's context is "
+                f"{self.engine.max_model_len} tokens and the prompt must be non-empty and leave "
+                "room to generate",
+                param=prompt_param,
+                code="context_length_exceeded",
+            )
+        requested = req.requested_max_tokens()
+        max_tokens = requested if requested is not None else min(s.default_max_tokens, room)
+        if max_tokens > room:
+            raise APIError(
+                400,
+                f"{tokens_param}={max_tokens} does not fit: the prompt has {longest} tokens and "
+                f"the model's context is {self.engine.max_model_len}",
+                param=tokens_param,
+                code="context_length_exceeded",
+            )
+        top_logprobs = req.requested_logprobs()
+        if top_logprobs is not None and top_logprobs > s.max_logprobs:
+            raise APIError(
+                400, f"at most {s.max_logprobs} log-probs per token are served", param="logprobs"
+            )
+        params = strategy.params
+        for param, name in params.verifier_names().items():
+            if name not in self.verifiers:
+                known = ", ".join(sorted(self.verifiers)) or "none"
+                raise APIError(
+                    400, f"verifier {name!r} is not loaded; loaded verifiers: {known}", param=param
+                )
+        candidates = max(params.candidates(), req.n)
+        if candidates > s.max_tts_n:
+            param = "n" if req.n > params.candidates() else "tts.n"
+            raise APIError(
+                400,
+                f"this request explores {candidates} candidates; the server allows {s.max_tts_n}",
+                param=param,
+            )
+        if not strategy.streams_tokens and req.n > params.candidates():
+            raise APIError(
+                400,
+                f"n={req.n} choices cannot come from {params.candidates()} candidates; "
+                "raise tts.n or lower n",
+                param="n",
+            )
+        planned = strategy.planned_tokens(max_tokens, req.n) * len(prompts)
+        if params.budget.max_tokens is not None:
+            planned = min(planned, params.budget.max_tokens * len(prompts))
+        if planned > s.max_request_tokens:
+            raise APIError(
+                400,
+                f"this request may generate up to {planned} tokens; the server allows "
+                f"{s.max_request_tokens} per request (lower {tokens_param} or tts.n, or set "
+                "tts.budget.max_tokens)",
+                param=tokens_param,
+            )
+        deadline = params.budget.deadline_s
+        if deadline is not None and deadline > s.max_deadline_s:
+            raise APIError(
+                400,
+                f"tts.budget.deadline_s may be at most {s.max_deadline_s:g}",
+                param="tts.budget.deadline_s",
+            )
+        options = SamplingOptions(
+            max_tokens=max_tokens,
+            temperature=req.temperature,
+            top_p=req.top_p,
+            top_k=req.top_k,
+            min_p=req.min_p,
+            presence_penalty=req.presence_penalty,
+            frequency_penalty=req.frequency_penalty,
+            repetition_penalty=req.repetition_penalty,
+            stop=req.stop_sequences(),
+            logprobs=top_logprobs,
+            seed=req.seed,
+            min_tokens=min(req.min_tokens, max_tokens),
+            ignore_eos=req.ignore_eos,
+        )
+        response_id = completion_id("chatcmpl" if endpoint == "chat" else "cmpl")
+        started = time.monotonic()
+        contexts = [
+            StrategyContext(
+                engine=self.engine,
+                verifiers=self.verifiers,
+                question=question,
+                prompt_token_ids=ids,
+                options=options,
+                budget=Budget(params.budget, started=started),
+                choices=req.n,
+                request_id=f"{response_id}-{i}",
+                on_verifier_call=self.metrics.observe_verifier,
+            )
+            for i, (ids, question) in enumerate(prompts)
+        ]
+        return PreparedRequest(
+            endpoint=endpoint,
+            strategy=strategy,
+            contexts=contexts,
+            choices=req.n,
+            stream=req.stream,
+            include_usage=req.include_usage,
+            top_logprobs=top_logprobs,
+            response_id=response_id,
+            created=now(),
+            model=req.model,
+        )
