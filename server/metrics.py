@@ -72,6 +72,12 @@ class PonderMetrics:
         self.verifier_tokens = Counter(
             "ponder_verifier_tokens", "Tokens verifiers processed.", v, registry=r
         )
+        self.verifier_cache_hits = Counter(
+            "ponder_verifier_cache_hits",
+            "Step scores served from the step-score cache.",
+            v,
+            registry=r,
+        )
         self.verifier_duration = Histogram(
             "ponder_verifier_duration_seconds",
             "Wall time of one batched verifier call.",
@@ -92,8 +98,11 @@ class PonderMetrics:
         )
         self.build = Info("ponder_build", "Ponder and engine versions.", registry=r)
 
-    def observe_verifier(self, name: str, candidates: int, tokens: int, seconds: float) -> None:
+    def observe_verifier(
+        self, name: str, candidates: int, tokens: int, seconds: float, cache_hits: int = 0
+    ) -> None:
         self.verifier_calls.labels(name).inc(candidates)
+        self.verifier_cache_hits.labels(name).inc(cache_hits)
         self.verifier_tokens.labels(name).inc(tokens)
         self.verifier_duration.labels(name).observe(seconds)
 

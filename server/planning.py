@@ -213,6 +213,7 @@ class RequestPlanner:
                 budget=Budget(params.budget, started=started),
                 choices=req.n,
                 request_id=f"{response_id}-{i}",
+                scoring=params.scoring(),
                 on_verifier_call=self.metrics.observe_verifier,
             )
             for i, (ids, question) in enumerate(prompts)

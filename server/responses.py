@@ -111,6 +111,7 @@ def _trace(result: StrategyResult) -> list[dict[str, Any]]:
             "finish_reason": openai_finish_reason(c.sequence.finish_reason),
             "score": c.score,
             "answer": c.answer,
+            **({"step_scores": list(c.step_scores)} if c.step_scores is not None else {}),
         }
         for i, c in enumerate(result.candidates)
     ]
@@ -138,6 +139,7 @@ def tts_block(strategy: str, outcomes: Sequence[Outcome], *, trace: bool) -> dic
         "engine_calls": sum(o.ctx.usage.engine_calls for o in outcomes),
         "verifier_calls": sum(o.ctx.usage.verifier_calls for o in outcomes),
         "verifier_tokens": sum(o.ctx.usage.verifier_tokens for o in outcomes),
+        "verifier_cache_hits": sum(o.ctx.usage.verifier_cache_hits for o in outcomes),
         "budget_exhausted": exhausted,
     }
     if len(outcomes) == 1:

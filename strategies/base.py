@@ -17,13 +17,22 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ponder.server.engine import Engine, GeneratedSequence, Generation, SamplingOptions
-from ponder.verifiers.base import Candidate, Question, Verifier
+from ponder.verifiers.base import (
+    DEFAULT_SCORING,
+    Aggregation,
+    Candidate,
+    Question,
+    ScoringOptions,
+    StepScore,
+    Verifier,
+)
 
 __all__ = [
     "Budget",
     "BudgetParams",
     "BudgetReason",
     "RankedCandidate",
+    "Scored",
     "Strategy",
     "StrategyContext",
     "StrategyInputError",
@@ -67,6 +76,23 @@ class StrategyParams(BaseModel):
     strategy: str = Field("none", description="Registered strategy name.")
     budget: BudgetParams = Field(default_factory=BudgetParams)
     return_trace: bool = Field(False, description="Return every candidate explored.")
+    step_delimiter: str = Field(
+        "\n\n", min_length=1, max_length=32, description="Text that ends a reasoning step."
+    )
+    aggregation: Aggregation | None = Field(
+        None,
+        description="How step scores become one (min, last, prod, mean); default: per verifier.",
+    )
+    reference: str | None = Field(
+        None, max_length=1000, description="The known answer, for the reference verifier."
+    )
+
+    def scoring(self) -> ScoringOptions:
+        return ScoringOptions(
+            aggregation=self.aggregation,
+            step_delimiter=self.step_delimiter,
+            reference=self.reference,
+        )
 
     def candidates(self) -> int:
         """Candidates this request explores at most (checked against the server's cap)."""
@@ -134,6 +160,7 @@ class Usage:
     engine_calls: int = 0
     verifier_calls: int = 0
     verifier_tokens: int = 0
+    verifier_cache_hits: int = 0
 
     def add_generations(self, generations: Sequence[Generation]) -> None:
         self.engine_calls += 1
@@ -143,7 +170,8 @@ class Usage:
             self.completion_tokens += g.generated_tokens
 
 
-VerifierObserver = Callable[[str, int, int, float], None]
+# (verifier name, candidates scored, tokens, seconds, step scores served from cache)
+VerifierObserver = Callable[[str, int, int, float, int], None]
 
 
 @dataclass
@@ -159,7 +187,7 @@ class StrategyContext:
     choices: int = 1
     request_id: str = field(default_factory=lambda: f"ponder-{uuid.uuid4().hex}")
     usage: Usage = field(default_factory=Usage)
-    # Called after each verifier batch as (verifier name, candidates, tokens, seconds).
+    scoring: ScoringOptions = DEFAULT_SCORING
     on_verifier_call: VerifierObserver | None = None
     # Numbers the engine and verifier calls of this request, so their engine ids never collide.
     _call_numbers: itertools.count[int] = field(default_factory=itertools.count, repr=False)
@@ -204,29 +232,42 @@ class StrategyContext:
             self.budget.mark("deadline")
         return generations
 
-    async def score(
-        self, verifier: Verifier, sequences: Sequence[GeneratedSequence]
-    ) -> list[float | None]:
+    async def score(self, verifier: Verifier, sequences: Sequence[GeneratedSequence]) -> Scored:
         """Score sequences in one verifier batch; those the budget leaves unscored get None."""
+        unscored = Scored([None] * len(sequences), [None] * len(sequences))
         if self.budget.past_deadline():
-            return [None] * len(sequences)
+            return unscored
         allowed = self.budget.fit_verifier_calls(len(sequences))
         if allowed == 0:
-            return [None] * len(sequences)
+            return unscored
         candidates = [
             Candidate(text=s.text, token_ids=s.token_ids, logprobs=s.logprobs)
             for s in sequences[:allowed]
         ]
         started = time.perf_counter()
-        scores = await verifier.score(self.question, candidates, request_id=self.call_id("v"))
+        scores = await verifier.score(
+            self.question, candidates, request_id=self.call_id("v"), options=self.scoring
+        )
         elapsed = time.perf_counter() - started
         self.budget.verifier_calls += len(candidates)
         self.usage.verifier_calls += len(candidates)
         self.usage.verifier_tokens += scores.tokens
+        self.usage.verifier_cache_hits += scores.cache_hits
         if self.on_verifier_call is not None:
-            self.on_verifier_call(verifier.name, len(candidates), scores.tokens, elapsed)
-        unscored: list[float | None] = [None] * (len(sequences) - allowed)
-        return [*scores.values, *unscored]
+            self.on_verifier_call(
+                verifier.name, len(candidates), scores.tokens, elapsed, scores.cache_hits
+            )
+        rest = len(sequences) - allowed
+        steps = list(scores.steps) if scores.steps is not None else [None] * allowed
+        return Scored([*scores.values, *[None] * rest], [*steps, *[None] * rest])
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A verifier's verdict on a batch: a score per candidate and, from PRMs, per step."""
+
+    values: list[float | None]
+    steps: list[tuple[StepScore, ...] | None]
 
 
 @dataclass(frozen=True)
@@ -236,6 +277,7 @@ class RankedCandidate:
     sequence: GeneratedSequence
     score: float | None = None
     answer: str | None = None
+    step_scores: tuple[StepScore, ...] | None = None
 
 
 @dataclass

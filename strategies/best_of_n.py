@@ -43,20 +43,22 @@ class BestOfN(Strategy):
             options = options.replace(logprobs=0)
         generations = await ctx.sample(self.params.n, options=options)
         sequences = list(generations[0].sequences) if generations else []
-        scores = await ctx.score(verifier, sequences)
+        scored = await ctx.score(verifier, sequences)
+        scores = scored.values
         # Unscored candidates (budget) rank last; equal scores keep sampling order.
         ranking = sorted(
             range(len(scores)), key=lambda i: (scores[i] is None, -(scores[i] or 0.0), i)
         )
         details: dict[str, object] = {"verifier": verifier.name, "weighted": self.params.weighted}
-        answers: list[str | None] = [None] * len(sequences)
+        answers = [extract_answer(s.text) for s in sequences]
         if self.params.weighted and sequences:
-            answers = [extract_answer(s.text) for s in sequences]
             votes = await asyncio.to_thread(tally, answers, [s or 0.0 for s in scores])
             ranking = votes.rank(ranking)
             details["answer_weights"] = votes.summary()
         candidates = [
-            RankedCandidate(s, score=score, answer=answer)
-            for s, score, answer in zip(sequences, scores, answers, strict=True)
+            RankedCandidate(s, score=score, answer=answer, step_scores=steps)
+            for s, score, answer, steps in zip(
+                sequences, scores, answers, scored.steps, strict=True
+            )
         ]
         return StrategyResult(candidates=candidates, ranking=ranking, details=details)

@@ -12,9 +12,24 @@ from typing import Any, ClassVar, Literal, Protocol
 
 from ponder.server.engine import TokenLogprob
 
-__all__ = ["Candidate", "Question", "Scores", "Verifier", "VerifierError", "VerifierKind"]
+__all__ = [
+    "DEFAULT_SCORING",
+    "Aggregation",
+    "Candidate",
+    "Question",
+    "Scores",
+    "ScoringOptions",
+    "StepScore",
+    "Verifier",
+    "VerifierError",
+    "VerifierKind",
+]
 
 VerifierKind = Literal["outcome", "process", "generative", "programmatic"]
+Aggregation = Literal["min", "last", "prod", "mean"]
+# A step's score; None when the step says nothing the verifier can judge (it is left out of
+# aggregation).
+StepScore = float | None
 
 
 class VerifierError(ValueError):
@@ -43,12 +58,30 @@ class Candidate:
 
 
 @dataclass(frozen=True)
+class ScoringOptions:
+    """What a request may choose about scoring."""
+
+    # How step scores become one score; None means the verifier's own default.
+    aggregation: Aggregation | None = None
+    step_delimiter: str = "\n\n"
+    # The known final answer, for the `reference` verifier (used by evaluations).
+    reference: str | None = None
+
+
+DEFAULT_SCORING = ScoringOptions()
+
+
+@dataclass(frozen=True)
 class Scores:
     """One score per candidate, and the compute it took (for usage and metrics)."""
 
     values: tuple[float, ...]
     # Tokens the verifier processed: prompt tokens it read plus tokens it generated.
     tokens: int = 0
+    # Process verifiers: each candidate's step scores, in step order.
+    steps: tuple[tuple[StepScore, ...], ...] | None = None
+    # Step scores served from the verifier's cache instead of being computed again.
+    cache_hits: int = 0
 
 
 class Verifier(Protocol):
@@ -65,5 +98,10 @@ class Verifier(Protocol):
         ...
 
     async def score(
-        self, question: Question, candidates: Sequence[Candidate], *, request_id: str
+        self,
+        question: Question,
+        candidates: Sequence[Candidate],
+        *,
+        request_id: str,
+        options: ScoringOptions = DEFAULT_SCORING,
     ) -> Scores: ...

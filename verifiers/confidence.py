@@ -10,7 +10,15 @@ import math
 from collections.abc import Sequence
 from typing import ClassVar
 
-from .base import Candidate, Question, Scores, VerifierError, VerifierKind
+from .base import (
+    DEFAULT_SCORING,
+    Candidate,
+    Question,
+    Scores,
+    ScoringOptions,
+    VerifierError,
+    VerifierKind,
+)
 
 __all__ = ["ConfidenceVerifier"]
 
@@ -29,7 +37,12 @@ class ConfidenceVerifier:
         return None
 
     async def score(
-        self, question: Question, candidates: Sequence[Candidate], *, request_id: str
+        self,
+        question: Question,
+        candidates: Sequence[Candidate],
+        *,
+        request_id: str,
+        options: ScoringOptions = DEFAULT_SCORING,
     ) -> Scores:
         values = []
         for candidate in candidates:

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from ponder.server.engine import Engine, SamplingOptions, TokenLogprob
 
-from .base import Candidate, Question, Scores, VerifierKind
+from .base import DEFAULT_SCORING, Candidate, Question, Scores, ScoringOptions, VerifierKind
 
 __all__ = ["SelfJudgeVerifier", "yes_probability"]
 
@@ -85,7 +85,12 @@ class SelfJudgeVerifier:
         )
 
     async def score(
-        self, question: Question, candidates: Sequence[Candidate], *, request_id: str
+        self,
+        question: Question,
+        candidates: Sequence[Candidate],
+        *,
+        request_id: str,
+        options: ScoringOptions = DEFAULT_SCORING,
     ) -> Scores:
         if not candidates:
             return Scores(())

@@ -45,7 +45,7 @@ async def test_weighted_sums_scores_per_answer() -> None:
 async def test_unweighted_would_pick_the_single_best() -> None:
     engine = judged(["5", "6", "The answer is 6"])
     result = await best_of_n(n=3).run(make_context(engine))
-    assert result.candidates[result.ranking[0]].answer is None
+    assert result.candidates[result.ranking[0]].answer == "5"
     assert result.ranking[0] == 0
 
 
