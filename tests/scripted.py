@@ -23,6 +23,7 @@ from ponder.server.engine import (
 )
 
 JUDGE_MARKER = "Proposed answer:\n"
+STEP_MARKER = "Next step:\n"
 
 
 @dataclass
@@ -41,7 +42,8 @@ class Call:
 class ScriptedEngine:
     """`texts` are handed out in order, one per generated sequence, across calls.
 
-    `judge` maps a candidate answer to P(Yes) for self-judge prompts (recognised by their text).
+    `judge` maps a candidate answer to P(Yes) for self-judge prompts (recognised by their text),
+    and a step to P(Yes) for step-judge prompts.
     `token_logprob` is every generated token's log-prob. `delay` is seconds per call.
     """
 
@@ -100,8 +102,11 @@ class ScriptedEngine:
 
     def _judge_sequence(self, prompt: str) -> GeneratedSequence:
         assert self.judge is not None, "a judge prompt reached an engine without a judge"
-        answer = prompt.split(JUDGE_MARKER, 1)[1].split("\n\nIs the proposed answer", 1)[0]
-        p_yes = self.judge(answer)
+        if STEP_MARKER in prompt:
+            judged = prompt.split(STEP_MARKER, 1)[1].split("\n\nIs the next step", 1)[0]
+        else:
+            judged = prompt.split(JUDGE_MARKER, 1)[1].split("\n\nIs the proposed answer", 1)[0]
+        p_yes = self.judge(judged)
         top = (
             (1, "Yes", math.log(max(p_yes, 1e-12))),
             (2, "No", math.log(max(1.0 - p_yes, 1e-12))),
@@ -141,7 +146,7 @@ class ScriptedEngine:
             self._running.difference_update(ids)
         generations = []
         for text in call.prompt_texts():
-            if JUDGE_MARKER in text:
+            if JUDGE_MARKER in text or STEP_MARKER in text:
                 sequences: tuple[GeneratedSequence, ...] = (self._judge_sequence(text),)
             elif interrupted:
                 sequences = tuple(

@@ -3,9 +3,11 @@ import math
 import pytest
 
 from ponder.server.engine import TokenLogprob
-from ponder.verifiers.base import Candidate, Question, VerifierError
+from ponder.verifiers.base import Candidate, Question, ScoringOptions, VerifierError
 from ponder.verifiers.confidence import ConfidenceVerifier
-from ponder.verifiers.self_judge import SelfJudgeVerifier, yes_probability
+from ponder.verifiers.judge import yes_probability
+from ponder.verifiers.self_judge import SelfJudgeVerifier
+from ponder.verifiers.step_judge import StepJudgeVerifier
 from tests.scripted import ScriptedEngine
 
 QUESTION = Question(({"role": "user", "content": "What is 2 + 3?"},))
@@ -62,3 +64,25 @@ async def test_confidence_is_the_geometric_mean_probability() -> None:
 async def test_confidence_without_logprobs_is_an_error() -> None:
     with pytest.raises(VerifierError):
         await ConfidenceVerifier().score(QUESTION, [Candidate("5")], request_id="r")
+
+
+async def test_step_judge_asks_about_every_step_in_context_in_one_call() -> None:
+    verdicts = {"add 2 and 3": 0.9, "so 6": 0.2, "so 5": 0.8}
+    engine = ScriptedEngine(judge=lambda step: verdicts[step])
+    verifier = StepJudgeVerifier(engine=engine)
+    candidates = [Candidate("add 2 and 3\n\nso 6"), Candidate("add 2 and 3\n\nso 5")]
+    scores = await verifier.score(QUESTION, candidates, request_id="r")
+    assert len(engine.calls) == 1 and len(engine.calls[0].prompts) == 3  # a shared step once
+    assert scores.steps == (pytest.approx((0.9, 0.2)), pytest.approx((0.9, 0.8)))
+    assert scores.values == pytest.approx((0.2, 0.8))  # min by default
+    second_step = engine.calls[0].prompt_texts()[1]
+    assert "Solution so far:\nadd 2 and 3" in second_step and "Next step:\nso 6" in second_step
+    # A later request that extends a judged answer pays only for its new step.
+    again = await verifier.score(
+        QUESTION,
+        [Candidate("add 2 and 3\n\nso 5")],
+        request_id="r2",
+        options=ScoringOptions(aggregation="mean"),
+    )
+    assert len(engine.calls) == 1 and again.cache_hits == 2 and again.tokens == 0
+    assert again.values == pytest.approx((0.85,))

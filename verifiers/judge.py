@@ -1,0 +1,102 @@
+"""A chat model as a yes/no judge: one greedy token per question, all questions in one batch.
+
+The answer is read from the next-token log-probs as P(Yes) / (P(Yes) + P(No)), so the judge gives
+a graded score rather than a coin flip, and costs one prefill per question.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from ponder.server.engine import Engine, SamplingOptions, TokenLogprob
+
+__all__ = ["JudgeQuestion", "YesNoJudge", "yes_probability"]
+
+_TOP_LOGPROBS = 20
+# Slack when re-tokenising a shortened field: BPE may merge differently at the cut.
+_TRIM_SLACK_TOKENS = 8
+
+
+def yes_probability(alternatives: Iterable[tuple[str, float]]) -> float:
+    """P(yes) / (P(yes) + P(no)) from (token text, logprob) pairs of one position.
+
+    Spellings are summed (" Yes", "yes", ...). A word missing from the top alternatives is given
+    the probability of the least likely one shown, an upper bound, so absence never reads as
+    certainty; with neither word present the judge abstains at 0.5.
+    """
+    yes = no = 0.0
+    floor = 1.0
+    for token, logprob in alternatives:
+        p = math.exp(logprob)
+        floor = min(floor, p)
+        word = token.strip().lower()
+        if word == "yes":
+            yes += p
+        elif word == "no":
+            no += p
+    if yes == 0.0 and no == 0.0:
+        return 0.5
+    yes = yes or floor
+    no = no or floor
+    return yes / (yes + no)
+
+
+def _alternatives(position: TokenLogprob) -> list[tuple[str, float]]:
+    seen = {token_id for token_id, _, _ in position.top}
+    pairs = [(text, logprob) for _, text, logprob in position.top]
+    if position.token_id not in seen:
+        pairs.append((position.token, position.logprob))
+    return pairs
+
+
+@dataclass(frozen=True)
+class JudgeQuestion:
+    """A user message from `template` and `fields`; `trim` names the field cut from its start
+    when the message is too long for the judge's context (its end is where conclusions are)."""
+
+    template: str
+    fields: Mapping[str, str]
+    trim: str
+
+
+class YesNoJudge:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def prompt(self, question: JudgeQuestion) -> list[int]:
+        ids = self.engine.render_chat(
+            [{"role": "user", "content": question.template.format(**question.fields)}]
+        )
+        overflow = len(ids) - (self.engine.max_model_len - 1)
+        if overflow <= 0:
+            return ids
+        trimmed = self.engine.encode(question.fields[question.trim])
+        fields = {
+            **question.fields,
+            question.trim: self.engine.decode(trimmed[overflow + _TRIM_SLACK_TOKENS :]),
+        }
+        return self.engine.render_chat(
+            [{"role": "user", "content": question.template.format(**fields)}]
+        )
+
+    async def ask(
+        self, questions: Sequence[JudgeQuestion], *, request_id: str
+    ) -> tuple[list[float], int]:
+        """P(Yes) for each question, and the tokens the judge processed."""
+        if not questions:
+            return [], 0
+        prompts = [self.prompt(q) for q in questions]
+        options = SamplingOptions(max_tokens=1, temperature=0.0, logprobs=_TOP_LOGPROBS)
+        generations = await self.engine.generate(prompts, options, n=1, request_id=request_id)
+        probabilities = []
+        tokens = 0
+        for generation in generations:
+            sequence = generation.sequences[0]
+            tokens += generation.prompt_tokens + sequence.num_tokens
+            if sequence.logprobs:
+                probabilities.append(yes_probability(_alternatives(sequence.logprobs[0])))
+            else:
+                probabilities.append(0.5)
+        return probabilities, tokens

@@ -1,0 +1,73 @@
+"""`step_judge`: a chat model (the policy by default) asked, for each step in context, if it is
+correct; the step's score is P("Yes") against P("No").
+
+A generative process verifier: it needs no reward model, so it works with the embedded default.
+Every step of every candidate goes to the engine in one batch, and the step-score cache spares a
+search the steps it has already judged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from ponder.server.engine import Engine
+
+from .base import Aggregation, Question, ScoringOptions, VerifierKind
+from .judge import JudgeQuestion, YesNoJudge
+from .process import ProcessVerifier, StepBatch
+
+__all__ = ["STEP_PROMPT", "StepJudgeVerifier"]
+
+STEP_PROMPT = (
+    "Question:\n{question}\n\nSolution so far:\n{previous}\n\nNext step:\n{step}\n\n"
+    "Is the next step correct? Reply with Yes or No."
+)
+
+
+class StepJudgeVerifier(ProcessVerifier):
+    kind: ClassVar[VerifierKind] = "generative"
+    family: ClassVar[str] = "yes_no_step_judge"
+    description: ClassVar[str] = "the policy model asked if each step is correct; P(Yes) vs P(No)"
+
+    def __init__(
+        self,
+        engine: Engine,
+        name: str = "step_judge",
+        *,
+        aggregation: Aggregation | None = None,
+        **_: object,
+    ) -> None:
+        super().__init__(name, aggregation=aggregation)
+        self._judge = YesNoJudge(engine)
+
+    @property
+    def model(self) -> str | None:
+        return self._judge.engine.model_name
+
+    async def score_steps(
+        self,
+        question: Question,
+        answers: Sequence[Sequence[str]],
+        *,
+        request_id: str,
+        options: ScoringOptions,
+    ) -> StepBatch:
+        # Answers that share a prefix (siblings in a search) have that prefix judged once.
+        index: dict[tuple[str, ...], int] = {}
+        asked = []
+        for steps in answers:
+            for k, step in enumerate(steps):
+                prefix = tuple(steps[: k + 1])
+                if prefix in index:
+                    continue
+                index[prefix] = len(asked)
+                previous = "\n\n".join(steps[:k]) or "(nothing yet)"
+                fields = {"question": question.text, "previous": previous, "step": step}
+                asked.append(JudgeQuestion(STEP_PROMPT, fields, "previous"))
+        verdicts, tokens = await self._judge.ask(asked, request_id=request_id)
+        scores: list[list[float | None]] = [
+            [verdicts[index[tuple(steps[: k + 1])]] for k in range(len(steps))]
+            for steps in answers
+        ]
+        return StepBatch(scores, tokens=tokens)
