@@ -11,8 +11,8 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from ponder.verifiers.base import Verifier
-from ponder.verifiers.registry import load_verifiers
+from ponder.verifiers.base import Verifier, VerifierError
+from ponder.verifiers.loading import check_gpu_shares, load_configured_verifiers
 
 from .engine import Engine
 from .errors import install_error_handlers
@@ -49,6 +49,15 @@ def start_engine(settings: Settings) -> Engine:
     return VLLMEngine.start(settings, str(path), name)
 
 
+def _checked_start(settings: Settings) -> Engine:
+    from .vllm_engine import is_cpu_build
+
+    # Refuse GPU shares that cannot fit before spending a minute starting the engine.
+    if not is_cpu_build():
+        check_gpu_shares(settings.gpu_memory_utilization, settings.verifiers)
+    return start_engine(settings)
+
+
 def _engine_version(engine: Engine) -> str:
     if engine.__class__.__name__ == "VLLMEngine":
         from .vllm_engine import vllm_version
@@ -70,8 +79,19 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own_engine = engine is None
-        active = engine if engine is not None else start_engine(settings)
-        loaded = verifiers if verifiers is not None else load_verifiers(active)
+        try:
+            active = engine if engine is not None else _checked_start(settings)
+            policy_share = 0.0 if getattr(active, "cpu", True) else settings.gpu_memory_utilization
+            loaded = (
+                verifiers
+                if verifiers is not None
+                else load_configured_verifiers(
+                    active, settings.verifiers, policy_gpu_share=policy_share
+                )
+            )
+        except VerifierError as exc:
+            logger.error("cannot start: %s", exc)
+            raise
         metrics.build.info(
             {
                 "version": ponder_version(),

@@ -29,12 +29,28 @@ def _flag_type(annotation: Any) -> Any:
     return annotation
 
 
+def _key_values(text: str) -> dict[str, str]:
+    """`name=prm,family=qwen_prm` -> {"name": "prm", "family": "qwen_prm"}."""
+    pairs = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise argparse.ArgumentTypeError(f"expected key=value pairs, got {part!r}")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     for name, field in Settings.model_fields.items():
         flag = "--" + name.replace("_", "-")
         kind = _flag_type(field.annotation)
         help_text = f"{field.description} [env PONDER_{name.upper()}]"
-        if kind is bool:
+        if typing.get_origin(field.annotation) is list:
+            # One flag per item, singular: --verifier name=...,family=... --verifier ...
+            parser.add_argument(
+                flag.rstrip("s"), dest=name, action="append", type=_key_values, help=help_text
+            )
+        elif kind is bool:
             parser.add_argument(
                 flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text
             )

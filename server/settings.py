@@ -9,10 +9,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings"]
+from ponder.verifiers.base import Aggregation
+
+__all__ = ["Settings", "VerifierSpec"]
+
+
+class VerifierSpec(BaseModel):
+    """A verifier to load at start-up, beside the ones that need no model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Name requests use.")
+    family: str = Field(description="Registered family, e.g. qwen_prm or orm.")
+    model: Path | None = Field(None, description="Local model folder (model-backed families).")
+    aggregation: Aggregation | None = Field(None, description="Default step aggregation.")
+    max_batch: int = Field(16, ge=1, le=1024, description="Most sequences in one forward pass.")
+    device: str | None = Field(None, description="cpu, cuda or cuda:N; default: cuda if present.")
+    gpu_memory_utilization: float | None = Field(
+        None, gt=0, lt=1, description="Share of GPU memory this verifier may use (GPU only)."
+    )
+    trust_remote_code: bool = Field(False, description="Run model code shipped in the folder.")
 
 
 class Settings(BaseSettings):
@@ -76,6 +95,11 @@ class Settings(BaseSettings):
     )
     max_deadline_s: float = Field(
         600.0, gt=0, description="Cap on a request's wall-clock budget (tts.budget.deadline_s)."
+    )
+    verifiers: list[VerifierSpec] = Field(
+        default_factory=list,
+        description="Extra verifiers: --verifier name=prm,family=qwen_prm,model=/path (repeat); "
+        "PONDER_VERIFIERS takes a JSON list.",
     )
     keepalive_s: float = Field(
         5.0, gt=0, description="Seconds between SSE keep-alive comments while a search runs."

@@ -19,10 +19,15 @@ __all__ = ["DEFAULT_VERIFIERS", "VERIFIERS", "load_verifiers", "verifier_class"]
 VERIFIERS: dict[str, str] = {
     "confidence": "ponder.verifiers.confidence:ConfidenceVerifier",
     "self_judge": "ponder.verifiers.self_judge:SelfJudgeVerifier",
+    "step_judge": "ponder.verifiers.step_judge:StepJudgeVerifier",
+    "orm": "ponder.verifiers.orm:OutcomeRewardModel",
+    "qwen_prm": "ponder.verifiers.qwen_prm:QwenPRM",
+    "math_shepherd_prm": "ponder.verifiers.math_shepherd_prm:MathShepherdPRM",
+    "rlhflow_prm": "ponder.verifiers.rlhflow_prm:RLHFlowPRM",
 }
 
 # Loaded with every model: they need nothing beyond the policy engine.
-DEFAULT_VERIFIERS: tuple[str, ...] = ("confidence", "self_judge")
+DEFAULT_VERIFIERS: tuple[str, ...] = ("confidence", "self_judge", "step_judge")
 
 
 def verifier_class(name: str) -> Any:

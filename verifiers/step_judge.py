@@ -55,7 +55,7 @@ class StepJudgeVerifier(ProcessVerifier):
     ) -> StepBatch:
         # Answers that share a prefix (siblings in a search) have that prefix judged once.
         index: dict[tuple[str, ...], int] = {}
-        asked = []
+        asked: list[JudgeQuestion] = []
         for steps in answers:
             for k, step in enumerate(steps):
                 prefix = tuple(steps[: k + 1])
@@ -67,7 +67,6 @@ class StepJudgeVerifier(ProcessVerifier):
                 asked.append(JudgeQuestion(STEP_PROMPT, fields, "previous"))
         verdicts, tokens = await self._judge.ask(asked, request_id=request_id)
         scores: list[list[float | None]] = [
-            [verdicts[index[tuple(steps[: k + 1])]] for k in range(len(steps))]
-            for steps in answers
+            [verdicts[index[tuple(steps[: k + 1])]] for k in range(len(steps))] for steps in answers
         ]
         return StepBatch(scores, tokens=tokens)

@@ -1,4 +1,5 @@
 import importlib.util
+import typing
 from pathlib import Path
 
 import pytest
@@ -22,8 +23,12 @@ def test_every_setting_is_a_flag_and_flags_beat_the_environment(monkeypatch, cap
     with pytest.raises(SystemExit):
         parser.parse_args(["serve", "--help"])
     help_text = capsys.readouterr().out
-    for name in Settings.model_fields:
-        assert "--" + name.replace("_", "-") in help_text
+    for name, field in Settings.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        # A list setting takes one item per flag, named in the singular.
+        assert (
+            flag.rstrip("s") if typing.get_origin(field.annotation) is list else flag
+        ) in help_text
 
 
 def test_bad_flag_values_are_refused(capsys) -> None:
@@ -51,3 +56,21 @@ def test_prepared_folder_is_reused(tmp_path: Path) -> None:
     (folder / ".ponder-prepared").write_text("done\n")
     # A finished preparation is never redone (and needs no model package to be found).
     assert model_store.prepare_default_model(tmp_path) == folder
+
+
+def test_verifier_flags_build_specs() -> None:
+    args = build_parser().parse_args(
+        [
+            "serve",
+            "--verifier",
+            "name=prm,family=qwen_prm,model=/models/prm,aggregation=last,max_batch=4",
+            "--verifier",
+            "name=rm,family=orm,model=/models/rm",
+        ]
+    )
+    first, second = _settings(args).verifiers
+    assert (first.name, first.family, str(first.model)) == ("prm", "qwen_prm", "/models/prm")
+    assert first.aggregation == "last" and first.max_batch == 4
+    assert (second.name, second.family, second.max_batch) == ("rm", "orm", 16)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--verifier", "name"])

@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 from ponder.server.app import create_app
 from ponder.server.engine import EngineError
 from ponder.server.settings import Settings
-from ponder.verifiers.registry import load_verifiers
+from ponder.verifiers.registry import DEFAULT_VERIFIERS, load_verifiers
 from tests.scripted import JUDGE_MARKER, ScriptedEngine
 
 MODEL = "scripted-model"
@@ -338,7 +338,10 @@ def test_strategies_lists_strategies_and_verifiers() -> None:
     assert "n" in listed["best_of_n"]["parameters"]["properties"]
     assert "n" in listed["self_consistency"]["parameters"]["properties"]
     verifiers = {v["name"]: v for v in body["verifiers"]}
-    assert set(verifiers) == {"confidence", "self_judge"}
+    # Every verifier that needs no model of its own is loaded by default.
+    assert set(verifiers) == set(DEFAULT_VERIFIERS)
+    assert {"confidence", "self_judge", "step_judge"} <= set(verifiers)
+    assert verifiers["step_judge"]["kind"] == "generative"
     confidence, judge = verifiers["confidence"], verifiers["self_judge"]
     assert (confidence["kind"], confidence["family"], confidence["model"]) == (
         "programmatic",

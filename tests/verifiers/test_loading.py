@@ -1,0 +1,41 @@
+from pathlib import Path
+
+import pytest
+
+from ponder.server.settings import VerifierSpec
+from ponder.verifiers.base import VerifierError
+from ponder.verifiers.loading import check_gpu_shares, load_configured_verifiers
+from ponder.verifiers.qwen_prm import QwenPRM
+from tests.scripted import ScriptedEngine
+from tests.verifiers import tiny_models
+
+
+def spec(name: str, share: float | None, device: str = "cuda:0") -> VerifierSpec:
+    return VerifierSpec(name=name, family="qwen_prm", device=device, gpu_memory_utilization=share)
+
+
+def test_gpu_shares_must_fit_beside_the_policy() -> None:
+    check_gpu_shares(0.6, [spec("a", 0.2), spec("b", 0.1)])
+    with pytest.raises(VerifierError, match=r"add up to 1\.00 .*policy 0\.7, a 0\.2, b 0\.1"):
+        check_gpu_shares(0.7, [spec("a", 0.2), spec("b", 0.1)])
+    with pytest.raises(VerifierError, match="explicit gpu_memory_utilization: a"):
+        check_gpu_shares(0.5, [spec("a", None)])
+    # Verifiers on the CPU take no share of the GPU.
+    check_gpu_shares(0.9, [spec("a", None, device="cpu")])
+
+
+def test_configured_model_verifiers_load_beside_the_defaults(tmp_path: Path) -> None:
+    folder = tiny_models.build(tmp_path / "prm", "qwen_prm")
+    engine = ScriptedEngine()
+    configured = VerifierSpec(
+        name="tiny_prm", family="qwen_prm", model=folder, aggregation="last", device="cpu"
+    )
+    loaded = load_configured_verifiers(engine, [configured])
+    assert {"confidence", "self_judge", "tiny_prm"} <= set(loaded)
+    prm = loaded["tiny_prm"]
+    assert isinstance(prm, QwenPRM) and prm.aggregation == "last" and prm.model == "prm"
+    with pytest.raises(VerifierError, match="two verifiers"):
+        load_configured_verifiers(engine, [configured, configured])
+    unknown = VerifierSpec(name="x", family="oracle", device="cpu")
+    with pytest.raises(VerifierError, match="unknown verifier 'oracle'"):
+        load_configured_verifiers(engine, [unknown])

@@ -1,0 +1,104 @@
+"""Start-up: build the verifiers a server runs, and check they fit on the GPU beside the policy.
+
+The verifiers that need no model are always loaded; model-backed ones come from the server's
+settings. On a GPU every engine and model gets an explicit share of memory, and a set of shares
+that cannot fit is refused before anything is loaded, with a message that names the numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+from ponder.server.engine import Engine
+
+from .base import Verifier, VerifierError
+from .registry import DEFAULT_VERIFIERS, verifier_class
+
+__all__ = ["GPU_HEADROOM", "VerifierConfig", "check_gpu_shares", "load_configured_verifiers"]
+
+logger = logging.getLogger(__name__)
+
+# What the CUDA context, allocator fragmentation and activations need beyond the shares.
+GPU_HEADROOM = 0.05
+
+
+class VerifierConfig(Protocol):
+    """What start-up needs of a configured verifier (the server's `VerifierSpec`)."""
+
+    name: str
+    family: str
+    device: str | None
+    gpu_memory_utilization: float | None
+
+    def model_dump(self) -> dict[str, Any]: ...
+
+
+def _on_gpu(device: str | None) -> bool:
+    if device is not None:
+        return device.startswith("cuda")
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def check_gpu_shares(policy_share: float, specs: Sequence[VerifierConfig]) -> None:
+    """Refuse shares of GPU memory that add up to more than the GPU (less some headroom)."""
+    on_gpu = [s for s in specs if _on_gpu(s.device)]
+    missing = [s.name for s in on_gpu if s.gpu_memory_utilization is None]
+    if missing:
+        raise VerifierError(
+            f"verifiers on a GPU need an explicit gpu_memory_utilization: {', '.join(missing)}"
+        )
+    total = policy_share + sum(s.gpu_memory_utilization or 0.0 for s in on_gpu)
+    if on_gpu and total > 1.0 - GPU_HEADROOM:
+        shares = ", ".join(f"{s.name} {s.gpu_memory_utilization:g}" for s in on_gpu)
+        raise VerifierError(
+            f"GPU memory shares add up to {total:.2f} (policy {policy_share:g}, {shares}); "
+            f"they must stay under {1.0 - GPU_HEADROOM:.2f}: lower --gpu-memory-utilization "
+            "or the verifiers' shares"
+        )
+
+
+def _check_fits(verifier: Any, spec: VerifierConfig) -> None:
+    scorer = getattr(verifier, "scorer", None)
+    if scorer is None or not scorer.device.startswith("cuda"):
+        return
+    import torch
+
+    total = torch.cuda.get_device_properties(torch.device(scorer.device)).total_memory
+    allowed = (spec.gpu_memory_utilization or 0.0) * total
+    if scorer.parameter_bytes > allowed:
+        raise VerifierError(
+            f"verifier {spec.name!r} needs {scorer.parameter_bytes / 2**30:.1f} GiB for its "
+            f"weights but its share is {allowed / 2**30:.1f} GiB"
+        )
+
+
+def load_configured_verifiers(
+    engine: Engine,
+    specs: Iterable[VerifierConfig] = (),
+    *,
+    policy_gpu_share: float = 0.0,
+    defaults: Iterable[str] = DEFAULT_VERIFIERS,
+) -> dict[str, Verifier]:
+    specs = list(specs)
+    check_gpu_shares(policy_gpu_share, specs)
+    loaded: dict[str, Verifier] = {}
+    for name in defaults:
+        loaded[name] = verifier_class(name)(engine=engine, name=name)
+    for spec in specs:
+        if spec.name in loaded:
+            raise VerifierError(f"two verifiers are named {spec.name!r}")
+        try:
+            cls = verifier_class(spec.family)
+        except KeyError as exc:
+            raise VerifierError(str(exc.args[0])) from None
+        options = {k: v for k, v in spec.model_dump().items() if k not in ("family",)}
+        options.pop("gpu_memory_utilization", None)
+        logger.info("loading verifier %s (%s)", spec.name, spec.family)
+        verifier = cls(engine=engine, **options)
+        _check_fits(verifier, spec)
+        loaded[spec.name] = verifier
+    return loaded
