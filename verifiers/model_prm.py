@@ -51,14 +51,20 @@ class ModelProcessVerifier(ModelBacked, ProcessVerifier):
         self,
         question: Question,
         answers: Sequence[Sequence[str]],
+        starts: Sequence[int],
         *,
         request_id: str,
         options: ScoringOptions,
     ) -> StepBatch:
         import torch
 
+        # A step's score needs a pass over its whole prefix, so every position is computed;
+        # only the new steps' scores are kept (the others are cached already).
         requests = [self.request(question, steps) for steps in answers]
         outputs = await self.scorer.logits(requests)
         column = self.correct_column
-        scores = [torch.softmax(o, dim=-1)[:, column].tolist() for o in outputs]
+        scores = [
+            torch.softmax(o, dim=-1)[start:, column].tolist()
+            for o, start in zip(outputs, starts, strict=True)
+        ]
         return StepBatch(scores, tokens=sum(len(r.token_ids) for r in requests))

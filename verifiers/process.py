@@ -28,7 +28,7 @@ __all__ = ["ProcessVerifier", "StepBatch"]
 
 @dataclass(frozen=True)
 class StepBatch:
-    """Step scores for a batch of answers, one list per answer, and the tokens it took."""
+    """Scores of the steps asked for (each answer's steps from its start on), and the tokens."""
 
     scores: list[list[StepScore]]
     tokens: int = 0
@@ -61,11 +61,13 @@ class ProcessVerifier(ABC):
         self,
         question: Question,
         answers: Sequence[Sequence[str]],
+        starts: Sequence[int],
         *,
         request_id: str,
         options: ScoringOptions,
     ) -> StepBatch:
-        """Score every step of every answer, in as few batched calls as the family allows."""
+        """Score the steps of each answer from its start on (the earlier ones are cached), in as
+        few batched calls as the family allows."""
 
     async def score(
         self,
@@ -76,28 +78,24 @@ class ProcessVerifier(ABC):
         options: ScoringOptions = DEFAULT_SCORING,
     ) -> Scores:
         answers = [
-            self.units(question, split_steps(c.text, options.step_delimiter)) for c in candidates
+            tuple(self.units(question, split_steps(c.text, options.step_delimiter)))
+            for c in candidates
         ]
-        found = [self.cache.lookup(question.text, a) for a in answers]
-        hits = sum(len(f) for f in found if f is not None)
-        # Identical answers are scored once.
-        todo = list(
-            dict.fromkeys(tuple(a) for a, f in zip(answers, found, strict=True) if f is None)
-        )
+        cached = {a: self.cache.lookup(question.text, a) for a in answers}
+        hits = sum(len(cached[a]) for a in answers)
+        # Identical answers are scored once; each from its first step not in the cache.
+        todo = [a for a in cached if len(cached[a]) < len(a)]
         tokens = 0
         if todo:
+            starts = [len(cached[a]) for a in todo]
             batch = await self.score_steps(
-                question, [list(a) for a in todo], request_id=request_id, options=options
+                question, todo, starts, request_id=request_id, options=options
             )
             tokens = batch.tokens
-            for units, scores in zip(todo, batch.scores, strict=True):
-                self.cache.store(question.text, units, scores)
-            computed = dict(zip(todo, batch.scores, strict=True))
-            found = [
-                f if f is not None else computed[tuple(a)]
-                for a, f in zip(answers, found, strict=True)
-            ]
-        steps = tuple(tuple(f or ()) for f in found)
+            for units, new in zip(todo, batch.scores, strict=True):
+                cached[units] = [*cached[units], *new]
+                self.cache.store(question.text, units, cached[units])
+        steps = tuple(tuple(cached[a]) for a in answers)
         how = options.aggregation or self.aggregation
         values = tuple(aggregate(s, how) if s else 0.0 for s in steps)
         return Scores(values, tokens=tokens, steps=steps, cache_hits=hits)

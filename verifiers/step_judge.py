@@ -49,6 +49,7 @@ class StepJudgeVerifier(ProcessVerifier):
         self,
         question: Question,
         answers: Sequence[Sequence[str]],
+        starts: Sequence[int],
         *,
         request_id: str,
         options: ScoringOptions,
@@ -56,8 +57,9 @@ class StepJudgeVerifier(ProcessVerifier):
         # Answers that share a prefix (siblings in a search) have that prefix judged once.
         index: dict[tuple[str, ...], int] = {}
         asked: list[JudgeQuestion] = []
-        for steps in answers:
-            for k, step in enumerate(steps):
+        for steps, start in zip(answers, starts, strict=True):
+            for k in range(start, len(steps)):
+                step = steps[k]
                 prefix = tuple(steps[: k + 1])
                 if prefix in index:
                     continue
@@ -67,6 +69,7 @@ class StepJudgeVerifier(ProcessVerifier):
                 asked.append(JudgeQuestion(STEP_PROMPT, fields, "previous"))
         verdicts, tokens = await self._judge.ask(asked, request_id=request_id)
         scores: list[list[float | None]] = [
-            [verdicts[index[tuple(steps[: k + 1])]] for k in range(len(steps))] for steps in answers
+            [verdicts[index[tuple(steps[: k + 1])]] for k in range(start, len(steps))]
+            for steps, start in zip(answers, starts, strict=True)
         ]
         return StepBatch(scores, tokens=tokens)

@@ -47,13 +47,13 @@ class StepScoreCache:
         self._entries: OrderedDict[tuple[str, tuple[str, ...]], StepScore] = OrderedDict()
         self._max_entries = max_entries
 
-    def lookup(self, question: str, steps: Sequence[str]) -> list[StepScore] | None:
-        """All step scores of this answer if every prefix is cached, else None."""
+    def lookup(self, question: str, steps: Sequence[str]) -> list[StepScore]:
+        """The scores of the longest cached prefix of this answer (all of them if all cached)."""
         found = []
         for k in range(len(steps)):
             key = (question, tuple(steps[: k + 1]))
             if key not in self._entries:
-                return None
+                break
             self._entries.move_to_end(key)
             found.append(self._entries[key])
         return found

@@ -86,3 +86,17 @@ async def test_step_judge_asks_about_every_step_in_context_in_one_call() -> None
     )
     assert len(engine.calls) == 1 and again.cache_hits == 2 and again.tokens == 0
     assert again.values == pytest.approx((0.85,))
+
+
+async def test_step_judge_judges_only_the_new_step_of_an_extended_answer() -> None:
+    verdicts = {"add 2 and 3": 0.9, "so 5": 0.8, "answer 5": 0.7}
+    engine = ScriptedEngine(judge=lambda step: verdicts[step])
+    verifier = StepJudgeVerifier(engine=engine)
+    await verifier.score(QUESTION, [Candidate("add 2 and 3\n\nso 5")], request_id="r")
+    extended = await verifier.score(
+        QUESTION, [Candidate("add 2 and 3\n\nso 5\n\nanswer 5")], request_id="r2"
+    )
+    # As in a beam search: the two known steps come from the cache, one new step is judged.
+    assert [len(c.prompts) for c in engine.calls] == [2, 1]
+    assert extended.cache_hits == 2
+    assert extended.steps == (pytest.approx((0.9, 0.8, 0.7)),)
