@@ -27,6 +27,9 @@ __all__ = [
 # pathological string can spend inside sympy.
 _MAX_SYMBOLIC_CHARS = 120
 _MAX_PLAIN_ANSWER_CHARS = 80
+# Longer digit strings are compared as text: exact arithmetic on them is slow, and Python refuses
+# to convert more than 4300 digits to an int.
+_MAX_NUMBER_CHARS = 200
 
 # math-verify warns that its signal-based timeouts are off; that is deliberate (see below).
 logging.getLogger("math_verify").setLevel(logging.ERROR)
@@ -96,6 +99,8 @@ def normalize_answer(answer: str) -> str:
 
 
 def _as_number(answer: str) -> Fraction | None:
+    if len(answer) > _MAX_NUMBER_CHARS:
+        return None
     a = answer.replace(",", "") if re.fullmatch(r"-?[\d,]+(?:\.\d+)?", answer) else answer
     m = re.fullmatch(r"(-?\d+(?:\.\d+)?)(?:/(\d+))?|(-?\.\d+)", a)
     if m is None:

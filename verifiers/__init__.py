@@ -1,7 +1,8 @@
 """Verifiers: score candidate answers (outcome) or their steps (process), in batches."""
 
 from .base import Candidate, Question, Scores, Verifier, VerifierError, VerifierKind
-from .registry import DEFAULT_VERIFIERS, VERIFIERS, load_verifiers, verifier_class
+from .loading import load_configured_verifiers
+from .registry import DEFAULT_VERIFIERS, VERIFIERS, verifier_class
 
 __all__ = [
     "DEFAULT_VERIFIERS",
@@ -12,6 +13,6 @@ __all__ = [
     "Verifier",
     "VerifierError",
     "VerifierKind",
-    "load_verifiers",
+    "load_configured_verifiers",
     "verifier_class",
 ]

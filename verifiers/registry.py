@@ -7,17 +7,14 @@ imported until a verifier of that family is loaded.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable
 from typing import Any
 
-from ponder.server.engine import Engine
-
-from .base import Verifier
-
-__all__ = ["DEFAULT_VERIFIERS", "VERIFIERS", "load_verifiers", "verifier_class"]
+__all__ = ["DEFAULT_VERIFIERS", "VERIFIERS", "verifier_class"]
 
 VERIFIERS: dict[str, str] = {
     "confidence": "ponder.verifiers.confidence:ConfidenceVerifier",
+    "arithmetic": "ponder.verifiers.arithmetic:ArithmeticVerifier",
+    "reference": "ponder.verifiers.reference:ReferenceVerifier",
     "self_judge": "ponder.verifiers.self_judge:SelfJudgeVerifier",
     "step_judge": "ponder.verifiers.step_judge:StepJudgeVerifier",
     "orm": "ponder.verifiers.orm:OutcomeRewardModel",
@@ -27,7 +24,13 @@ VERIFIERS: dict[str, str] = {
 }
 
 # Loaded with every model: they need nothing beyond the policy engine.
-DEFAULT_VERIFIERS: tuple[str, ...] = ("confidence", "self_judge", "step_judge")
+DEFAULT_VERIFIERS: tuple[str, ...] = (
+    "confidence",
+    "self_judge",
+    "step_judge",
+    "arithmetic",
+    "reference",
+)
 
 
 def verifier_class(name: str) -> Any:
@@ -38,10 +41,3 @@ def verifier_class(name: str) -> Any:
         raise KeyError(f"unknown verifier {name!r}; known verifiers: {known}") from None
     module_name, _, attr = target.partition(":")
     return getattr(importlib.import_module(module_name), attr)
-
-
-def load_verifiers(engine: Engine, names: Iterable[str] = DEFAULT_VERIFIERS) -> dict[str, Verifier]:
-    loaded: dict[str, Verifier] = {}
-    for name in names:
-        loaded[name] = verifier_class(name)(engine=engine, name=name)
-    return loaded

@@ -17,7 +17,8 @@ from starlette.testclient import TestClient
 from ponder.server.app import create_app
 from ponder.server.engine import EngineError
 from ponder.server.settings import Settings
-from ponder.verifiers.registry import DEFAULT_VERIFIERS, load_verifiers
+from ponder.verifiers.loading import load_configured_verifiers
+from ponder.verifiers.registry import DEFAULT_VERIFIERS
 from tests.scripted import JUDGE_MARKER, ScriptedEngine
 
 MODEL = "scripted-model"
@@ -33,7 +34,9 @@ def serve(
     engine: ScriptedEngine | None = None, **settings: Any
 ) -> Iterator[tuple[TestClient, ScriptedEngine]]:
     engine = engine or ScriptedEngine()
-    app = create_app(Settings(**settings), engine=engine, verifiers=load_verifiers(engine))
+    app = create_app(
+        Settings(**settings), engine=engine, verifiers=load_configured_verifiers(engine)
+    )
     with TestClient(app) as client:
         yield client, engine
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ponder.server.engine import SamplingOptions
 from ponder.strategies.base import Budget, BudgetParams, StrategyContext
 from ponder.verifiers.base import Question
-from ponder.verifiers.registry import load_verifiers
+from ponder.verifiers.loading import load_configured_verifiers
 from tests.scripted import ScriptedEngine
 
 QUESTION = "What is 2 + 3?"
@@ -23,7 +23,7 @@ def make_context(
     messages = ({"role": "user", "content": QUESTION},)
     return StrategyContext(
         engine=engine,
-        verifiers=load_verifiers(engine),
+        verifiers=load_configured_verifiers(engine),
         question=Question(messages),
         prompt_token_ids=engine.render_chat(list(messages)),
         options=SamplingOptions(

@@ -52,3 +52,9 @@ def test_tally_orders_by_weight_and_breaks_ties_by_first_sighting() -> None:
     assert weighted.summary() == {"6": 1.0, "5": 0.9}
     assert weighted.rank([0, 1, 2]) == [1, 2, 0]
     assert weighted.share(0) == pytest.approx(0.9 / 1.9)
+
+
+def test_huge_numbers_are_compared_as_text_not_converted() -> None:
+    huge = "1" * 5000
+    assert answer_key(huge) == huge
+    assert group_answers([huge, huge, "1"]) == [0, 0, 1]

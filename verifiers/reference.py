@@ -1,0 +1,70 @@
+"""`reference`: score candidates against a known answer, for evaluations.
+
+With the right answer in hand (`tts.reference`), a candidate is right or wrong: it scores 1 when
+its final answer is equivalent to the reference and 0 otherwise. Equivalence is the same test
+voting uses (`strategies.answers`), so an evaluation measures what self-consistency would count
+as agreement: numbers exactly, expressions with math-verify.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import ClassVar
+
+from ponder.strategies.answers import extract_answer, group_answers
+
+from .base import (
+    DEFAULT_SCORING,
+    Candidate,
+    Question,
+    Scores,
+    ScoringOptions,
+    VerifierError,
+    VerifierKind,
+)
+
+__all__ = ["ReferenceVerifier"]
+
+# Longer answers count as none: no reference answer is that long, and `answer_key` cannot turn a
+# digit string past Python's int conversion limit (4300 digits) into a number.
+_MAX_ANSWER_CHARS = 1000
+
+
+class ReferenceVerifier:
+    kind: ClassVar[VerifierKind] = "programmatic"
+    family: ClassVar[str] = "reference"
+    description: ClassVar[str] = (
+        "1 if the final answer is equivalent to the known answer (tts.reference), else 0"
+    )
+    needs_logprobs: ClassVar[bool] = False
+
+    def __init__(self, name: str = "reference", **_: object) -> None:
+        self.name = name
+
+    @property
+    def model(self) -> str | None:
+        return None
+
+    async def score(
+        self,
+        question: Question,
+        candidates: Sequence[Candidate],
+        *,
+        request_id: str,
+        options: ScoringOptions = DEFAULT_SCORING,
+    ) -> Scores:
+        reference = (options.reference or "").strip()
+        if not reference:
+            raise VerifierError("the reference verifier needs tts.reference, the known answer")
+        if len(reference) > _MAX_ANSWER_CHARS:
+            raise VerifierError(
+                f"tts.reference is longer than {_MAX_ANSWER_CHARS} characters; "
+                "give the final answer only"
+            )
+        answers = [extract_answer(c.text) for c in candidates]
+        answers = [a if a is not None and len(a) <= _MAX_ANSWER_CHARS else None for a in answers]
+        # Symbolic comparison blocks (sympy): one trip off the event loop for the whole batch.
+        groups = await asyncio.to_thread(group_answers, [reference, *answers])
+        values = tuple(1.0 if g is not None and g == groups[0] else 0.0 for g in groups[1:])
+        return Scores(values, tokens=0)
