@@ -106,6 +106,11 @@ def create_app(
             yield
         finally:
             app.state.draining = True
+            if verifiers is None:
+                for verifier in loaded.values():
+                    stop = getattr(verifier, "shutdown", None)
+                    if stop is not None:
+                        stop()
             if own_engine:
                 shutdown = getattr(active, "shutdown", None)
                 if shutdown is not None:

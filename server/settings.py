@@ -32,6 +32,9 @@ class VerifierSpec(BaseModel):
         None, gt=0, lt=1, description="Share of GPU memory this verifier may use (GPU only)."
     )
     trust_remote_code: bool = Field(False, description="Run model code shipped in the folder.")
+    backend: Literal["auto", "vllm", "transformers"] = Field(
+        "auto", description="auto: vLLM's pooling runner where it has the architecture."
+    )
 
 
 class Settings(BaseSettings):

@@ -95,8 +95,7 @@ def load_configured_verifiers(
             cls = verifier_class(spec.family)
         except KeyError as exc:
             raise VerifierError(str(exc.args[0])) from None
-        options = {k: v for k, v in spec.model_dump().items() if k not in ("family",)}
-        options.pop("gpu_memory_utilization", None)
+        options = {k: v for k, v in spec.model_dump().items() if k != "family"}
         logger.info("loading verifier %s (%s)", spec.name, spec.family)
         verifier = cls(engine=engine, **options)
         _check_fits(verifier, spec)

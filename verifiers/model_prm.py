@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from .base import Aggregation, Question, ScoringOptions, VerifierKind
 from .process import ProcessVerifier, StepBatch
-from .transformers_backend import LogitRequest, ModelBacked
+from .transformers_backend import Backend, LogitRequest, ModelBacked
 
 __all__ = ["ModelProcessVerifier"]
 
@@ -32,11 +32,18 @@ class ModelProcessVerifier(ModelBacked, ProcessVerifier):
         device: str | None = None,
         max_batch: int = 16,
         trust_remote_code: bool = False,
+        backend: Backend = "auto",
+        gpu_memory_utilization: float | None = None,
         **_: object,
     ) -> None:
         ProcessVerifier.__init__(self, name, aggregation=aggregation)
         self.load_model(
-            model, device=device, max_batch=max_batch, trust_remote_code=trust_remote_code
+            model,
+            device=device,
+            max_batch=max_batch,
+            trust_remote_code=trust_remote_code,
+            backend=backend,
+            gpu_memory_utilization=gpu_memory_utilization,
         )
         self.setup()
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from .base import DEFAULT_SCORING, Candidate, Question, Scores, ScoringOptions, VerifierKind
-from .transformers_backend import Head, LogitRequest, ModelBacked
+from .transformers_backend import Backend, Head, LogitRequest, ModelBacked
 
 __all__ = ["OutcomeRewardModel"]
 
@@ -33,11 +33,18 @@ class OutcomeRewardModel(ModelBacked):
         device: str | None = None,
         max_batch: int = 16,
         trust_remote_code: bool = False,
+        backend: Backend = "auto",
+        gpu_memory_utilization: float | None = None,
         **_: object,
     ) -> None:
         self.name = name
         self.load_model(
-            model, device=device, max_batch=max_batch, trust_remote_code=trust_remote_code
+            model,
+            device=device,
+            max_batch=max_batch,
+            trust_remote_code=trust_remote_code,
+            backend=backend,
+            gpu_memory_utilization=gpu_memory_utilization,
         )
 
     def conversation_ids(self, question: Question, answer: str) -> list[int]:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from .base import VerifierError
 from .batching import BatchRunner
 
-__all__ = ["Head", "LogitRequest", "TransformersScorer", "pick_device"]
+__all__ = ["Backend", "Head", "LogitRequest", "ModelBacked", "TransformersScorer", "pick_device"]
 
 logger = logging.getLogger(__name__)
 
@@ -126,11 +126,14 @@ class TransformersScorer:
         return results
 
 
+Backend = Literal["auto", "vllm", "transformers"]
+
+
 class ModelBacked:
     """What families with their own reward model share: the scorer and its name."""
 
     head: Head
-    scorer: TransformersScorer
+    scorer: Any  # TransformersScorer or VLLMPoolingScorer: the same interface
 
     def load_model(
         self,
@@ -139,16 +142,37 @@ class ModelBacked:
         device: str | None = None,
         max_batch: int = 16,
         trust_remote_code: bool = False,
+        backend: Backend = "auto",
+        gpu_memory_utilization: float | None = None,
     ) -> None:
+        from .vllm_backend import VLLMPoolingScorer, vllm_supports
+
         if model is None:
             raise VerifierError(f"{type(self).__name__} needs a local model folder (`model`)")
+        path = Path(model).expanduser()
+        if not (path / "config.json").is_file():
+            raise VerifierError(f"verifier model folder has no config.json: {path}")
+        if backend == "vllm" or (backend == "auto" and vllm_supports(path, self.head)):
+            logger.info("running %s on vLLM's pooling runner", path.name)
+            self.scorer = VLLMPoolingScorer(
+                path,
+                self.head,
+                max_batch=max_batch,
+                gpu_memory_utilization=gpu_memory_utilization,
+            )
+            return
         self.scorer = TransformersScorer(
-            Path(model).expanduser(),
+            path,
             self.head,
             device=device,
             max_batch=max_batch,
             trust_remote_code=trust_remote_code,
         )
+
+    def shutdown(self) -> None:
+        stop = getattr(self.scorer, "shutdown", None)
+        if stop is not None:
+            stop()
 
     @property
     def model(self) -> str | None:

@@ -23,6 +23,8 @@ MODEL = "smollm2-135m-instruct"
 # A tiny random-weight Qwen2.5-Math-PRM-style model, configured as a verifier of the session's
 # server: its scores mean nothing, but it runs the whole path of a model-backed verifier.
 TINY_PRM = "tiny_prm"
+# The same family in the layout vLLM implements, so it runs on vLLM's pooling runner.
+VLLM_PRM = "vllm_prm"
 _START_TIMEOUT_S = 900
 
 
@@ -36,6 +38,7 @@ def _free_port() -> int:
 class LiveServer:
     base_url: str
     log: Path
+    models: Path
 
     @property
     def client(self) -> openai.OpenAI:
@@ -82,8 +85,13 @@ class LiveServer:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
-    prm = tiny_models.build(tmp_path_factory.mktemp("models") / "prm", "qwen_prm")
-    verifiers = [{"name": TINY_PRM, "family": "qwen_prm", "model": str(prm), "device": "cpu"}]
+    models = tmp_path_factory.mktemp("models")
+    prm = tiny_models.build(models / "prm", "qwen_prm")
+    pooled = tiny_models.build_process_reward_model(models / "vllm_prm")
+    verifiers = [
+        {"name": TINY_PRM, "family": "qwen_prm", "model": str(prm), "device": "cpu"},
+        {"name": VLLM_PRM, "family": "qwen_prm", "model": str(pooled)},
+    ]
     env = {
         **os.environ,
         "PONDER_VERIFIERS": json.dumps(verifiers),
@@ -108,7 +116,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
             if time.monotonic() > deadline:
                 pytest.fail(f"the server was not ready in time:\n{log.read_text()[-4000:]}")
             time.sleep(1)
-        yield LiveServer(base_url, log)
+        yield LiveServer(base_url, log, models)
     finally:
         process.terminate()
         try:

@@ -9,7 +9,7 @@ import pytest
 
 from ponder.strategies.answers import answer_key
 from ponder.verifiers.steps import split_steps
-from tests.integration.conftest import MODEL, TINY_PRM, LiveServer
+from tests.integration.conftest import MODEL, TINY_PRM, VLLM_PRM, LiveServer
 
 pytestmark = pytest.mark.integration
 
@@ -121,3 +121,39 @@ def test_arithmetic_checker_picks_a_correct_answer_whenever_there_is_one(
     # The check above must have had something to check (about a third of problems have a correct
     # candidate among 16 samples of this model).
     assert had_correct >= 1
+
+
+def test_a_prm_vllm_implements_runs_on_its_pooling_runner(server: LiveServer) -> None:
+    from transformers import AutoTokenizer
+
+    from ponder.verifiers.qwen_prm import STEP_SEPARATOR, SYSTEM_PROMPT
+    from tests.verifiers import tiny_models
+
+    response = best_of_n(server, VLLM_PRM, n=3, aggregation="prod")
+    tts = response.model_extra["tts"]
+    folder = server.models / "vllm_prm"
+    tok = AutoTokenizer.from_pretrained(folder)
+    marker = tok.convert_tokens_to_ids(STEP_SEPARATOR)
+    checked = 0
+    for candidate in tts["trace"]:
+        steps = split_steps(candidate["text"])
+        if not steps:
+            continue
+        messages = [
+            {"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "user", "content": QUESTION[0]["content"]},
+            {"role": "assistant", "content": STEP_SEPARATOR.join(steps) + STEP_SEPARATOR},
+        ]
+        ids = tok.encode(
+            tok.apply_chat_template(messages, tokenize=False), add_special_tokens=False
+        )
+        logits = tiny_models.process_reward_logits(folder, ids)
+        rows = logits[[i for i, t in enumerate(ids) if t == marker]]
+        expected = rows.softmax(-1)[:, 1].tolist()
+        # vLLM computes in bf16 on CPU: close to the float32 reference, not equal.
+        assert candidate["step_scores"] == pytest.approx(expected, abs=0.02)
+        assert candidate["score"] == pytest.approx(
+            __import__("math").prod(candidate["step_scores"])
+        )
+        checked += 1
+    assert checked > 0

@@ -137,7 +137,8 @@ async def test_rlhflow_reads_the_position_before_each_plus_turn(folders) -> None
 
 async def test_orm_scores_the_whole_conversation(folders) -> None:
     folder = folders["orm"]
-    verifier = OutcomeRewardModel("orm", model=folder)
+    # vLLM could run this architecture too; this test is about the transformers path.
+    verifier = OutcomeRewardModel("orm", model=folder, backend="transformers")
     tok = AutoTokenizer.from_pretrained(folder)
     texts = [ANSWER, "so 6"]
     expected = []

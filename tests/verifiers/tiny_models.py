@@ -116,3 +116,50 @@ def build(folder: Path, family: str, seed: int = 0) -> Path:
         model = LlamaForCausalLM(_small(LlamaConfig, vocab))
     model.save_pretrained(folder)
     return folder
+
+
+def build_process_reward_model(folder: Path, seed: int = 0) -> Path:
+    """A tiny `Qwen2ForProcessRewardModel` (Qwen2.5-Math-PRM's layout, which vLLM implements):
+    a Qwen2 body and a two-layer head. Head size 64, which vLLM's CPU attention supports."""
+    from safetensors.torch import save_file
+    from transformers import Qwen2Model
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tok = tokenizer(folder)
+    torch.manual_seed(seed)
+    config = _small(Qwen2Config, len(tok), num_labels=2)
+    config.update(
+        {
+            "hidden_size": 128,
+            "intermediate_size": 128,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "head_dim": 64,
+        }
+    )
+    config.architectures = ["Qwen2ForProcessRewardModel"]
+    weights = {f"model.{k}": v for k, v in Qwen2Model(config).state_dict().items()}
+    hidden = config.hidden_size
+    weights["score.0.weight"] = torch.randn(hidden, hidden) * 0.2
+    weights["score.0.bias"] = torch.randn(hidden) * 0.2
+    weights["score.2.weight"] = torch.randn(2, hidden) * 0.2
+    weights["score.2.bias"] = torch.randn(2) * 0.2
+    save_file({k: v.contiguous() for k, v in weights.items()}, str(folder / "model.safetensors"))
+    config.save_pretrained(folder)
+    return folder
+
+
+def process_reward_logits(folder: Path, ids: list[int]) -> torch.Tensor:
+    """The reference forward pass of `build_process_reward_model`'s model, written out here."""
+    from safetensors.torch import load_file
+    from transformers import Qwen2Model
+
+    weights = load_file(str(folder / "model.safetensors"))
+    body = Qwen2Model(Qwen2Config.from_pretrained(folder))
+    body.load_state_dict(
+        {k[len("model.") :]: v for k, v in weights.items() if k.startswith("model.")}
+    )
+    with torch.no_grad():
+        hidden = body.eval()(input_ids=torch.tensor([ids])).last_hidden_state[0]
+        inner = torch.relu(hidden @ weights["score.0.weight"].T + weights["score.0.bias"])
+        return inner @ weights["score.2.weight"].T + weights["score.2.bias"]

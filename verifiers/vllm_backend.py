@@ -1,0 +1,127 @@
+"""Reward models on vLLM's pooling runner, in an engine of their own beside the policy's.
+
+Where vLLM implements the architecture (Qwen2.5-Math-PRM's `Qwen2ForProcessRewardModel`, and
+sequence classifiers built on a causal LM it supports), the reward model gets vLLM's batching and
+kernels, and on a GPU its own explicit share of memory. The interface matches
+`TransformersScorer`, so a family does not know which one runs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .base import VerifierError
+from .transformers_backend import Head, LogitRequest
+
+__all__ = ["VLLMPoolingScorer", "vllm_supports"]
+
+logger = logging.getLogger(__name__)
+
+_DEFAULT_GPU_SHARE = 0.1
+
+
+def _architectures(path: Path) -> list[str]:
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return []
+    return list(config.get("architectures") or [])
+
+
+def vllm_supports(path: Path, head: Head) -> bool:
+    """Whether vLLM's pooling runner implements this model with the head a family reads."""
+    try:
+        from vllm.model_executor.models import ModelRegistry
+    except ImportError:
+        return False
+    supported = set(ModelRegistry.get_supported_archs())
+    for arch in _architectures(path):
+        if head == "token_classification" and arch.endswith("ForProcessRewardModel"):
+            return arch in supported
+        if head == "sequence_classification" and arch.endswith("ForSequenceClassification"):
+            # vLLM builds a sequence classifier from the causal LM it implements.
+            return arch.replace("ForSequenceClassification", "ForCausalLM") in supported
+    return False
+
+
+class VLLMPoolingScorer:
+    def __init__(
+        self,
+        path: Path,
+        head: Head,
+        *,
+        max_batch: int = 16,
+        gpu_memory_utilization: float | None = None,
+    ) -> None:
+        from transformers import AutoTokenizer
+        from vllm.config import PoolerConfig
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.platforms import current_platform
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        if head == "causal_lm":
+            raise VerifierError("vLLM's pooling runner does not read LM logits; use transformers")
+        self.path = path
+        self.head = head
+        cpu = bool(current_platform.is_cpu())
+        self.device = "cpu" if cpu else "cuda"
+        if cpu:
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        # Every token's logits: recipes pick their own positions (vLLM's STEP pooling would need
+        # the step token configured per model).
+        pooler = PoolerConfig(tok_pooling_type="ALL") if head == "token_classification" else None
+        args = AsyncEngineArgs(
+            model=str(path),
+            runner="pooling",
+            pooler_config=pooler,
+            enforce_eager=cpu,
+            max_num_seqs=max_batch,
+            gpu_memory_utilization=gpu_memory_utilization or _DEFAULT_GPU_SHARE,
+            disable_log_stats=True,
+        )
+        self._llm = AsyncLLM.from_engine_args(args)
+        self._task: Any = "token_classify" if head == "token_classification" else "classify"
+        self.batches_run = 0
+
+    @property
+    def parameter_bytes(self) -> int:
+        # The engine holds its own share, checked by vLLM itself at start-up.
+        return 0
+
+    async def _one(self, request: LogitRequest) -> Any:
+        from vllm import PoolingParams
+        from vllm.exceptions import VLLMClientError
+
+        params = PoolingParams(task=self._task, use_activation=False)
+        output = None
+        try:
+            async for partial in self._llm.encode(
+                {"prompt_token_ids": list(request.token_ids)}, params, uuid.uuid4().hex
+            ):
+                output = partial
+        except VLLMClientError as exc:
+            raise VerifierError(f"the reward model refused the input: {exc}") from exc
+        if output is None:
+            raise VerifierError("the reward model returned nothing")
+        data = output.outputs.data.float().cpu()
+        if self.head == "sequence_classification":
+            return data.reshape(-1)
+        picked = data[list(request.positions)]
+        if request.columns is not None:
+            picked = picked[:, list(request.columns)]
+        return picked
+
+    async def logits(self, requests: Sequence[LogitRequest]) -> list[Any]:
+        # Submitted together, they are scheduled as one batch by vLLM.
+        return list(await asyncio.gather(*(self._one(r) for r in requests)))
+
+    def shutdown(self) -> None:
+        self._llm.shutdown()
