@@ -25,6 +25,8 @@ MODEL = "smollm2-135m-instruct"
 TINY_PRM = "tiny_prm"
 # The same family in the layout vLLM implements, so it runs on vLLM's pooling runner.
 VLLM_PRM = "vllm_prm"
+# An outcome reward model (a sequence classifier) that vLLM builds from the causal LM it has.
+VLLM_ORM = "vllm_orm"
 _START_TIMEOUT_S = 900
 
 
@@ -88,9 +90,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     models = tmp_path_factory.mktemp("models")
     prm = tiny_models.build(models / "prm", "qwen_prm")
     pooled = tiny_models.build_process_reward_model(models / "vllm_prm")
+    classifier = tiny_models.build(models / "vllm_orm", "orm", vllm_sized=True)
     verifiers = [
         {"name": TINY_PRM, "family": "qwen_prm", "model": str(prm), "device": "cpu"},
         {"name": VLLM_PRM, "family": "qwen_prm", "model": str(pooled)},
+        {"name": VLLM_ORM, "family": "orm", "model": str(classifier)},
     ]
     env = {
         **os.environ,

@@ -9,7 +9,7 @@ import pytest
 
 from ponder.strategies.answers import answer_key
 from ponder.verifiers.steps import split_steps
-from tests.integration.conftest import MODEL, TINY_PRM, VLLM_PRM, LiveServer
+from tests.integration.conftest import MODEL, TINY_PRM, VLLM_ORM, VLLM_PRM, LiveServer
 
 pytestmark = pytest.mark.integration
 
@@ -157,3 +157,23 @@ def test_a_prm_vllm_implements_runs_on_its_pooling_runner(server: LiveServer) ->
         )
         checked += 1
     assert checked > 0
+
+
+def test_an_orm_vllm_implements_runs_on_its_pooling_runner(server: LiveServer) -> None:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    response = best_of_n(server, VLLM_ORM, n=3)
+    tts = response.model_extra["tts"]
+    folder = server.models / "vllm_orm"
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32)
+    for candidate in tts["trace"]:
+        messages = [*QUESTION, {"role": "assistant", "content": candidate["text"]}]
+        ids = tok.encode(
+            tok.apply_chat_template(messages, tokenize=False), add_special_tokens=False
+        )
+        with torch.no_grad():
+            reward = model.eval()(input_ids=torch.tensor([ids])).logits[0, 0]
+        assert candidate["score"] == pytest.approx(torch.sigmoid(reward).item(), abs=0.02)
+    assert tts["verifier_tokens"] > 0

@@ -102,7 +102,21 @@ def _small(config_class: type, vocab_size: int, **extra: object):
     )
 
 
-def build(folder: Path, family: str, seed: int = 0) -> Path:
+def _vllm_sized(config):
+    """vLLM's CPU attention kernels need a head size of at least 32; these use 64."""
+    config.update(
+        {
+            "hidden_size": 128,
+            "intermediate_size": 128,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "head_dim": 64,
+        }
+    )
+    return config
+
+
+def build(folder: Path, family: str, seed: int = 0, *, vllm_sized: bool = False) -> Path:
     """Save a tiny model of `family` into `folder`; returns the folder."""
     folder.mkdir(parents=True, exist_ok=True)
     tok = tokenizer(folder)
@@ -111,7 +125,8 @@ def build(folder: Path, family: str, seed: int = 0) -> Path:
     if family == "qwen_prm":
         model = Qwen2ForTokenClassification(_small(Qwen2Config, vocab, num_labels=2))
     elif family == "orm":
-        model = Qwen2ForSequenceClassification(_small(Qwen2Config, vocab, num_labels=1))
+        config = _small(Qwen2Config, vocab, num_labels=1)
+        model = Qwen2ForSequenceClassification(_vllm_sized(config) if vllm_sized else config)
     else:
         model = LlamaForCausalLM(_small(LlamaConfig, vocab))
     model.save_pretrained(folder)
@@ -127,16 +142,7 @@ def build_process_reward_model(folder: Path, seed: int = 0) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     tok = tokenizer(folder)
     torch.manual_seed(seed)
-    config = _small(Qwen2Config, len(tok), num_labels=2)
-    config.update(
-        {
-            "hidden_size": 128,
-            "intermediate_size": 128,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 1,
-            "head_dim": 64,
-        }
-    )
+    config = _vllm_sized(_small(Qwen2Config, len(tok), num_labels=2))
     config.architectures = ["Qwen2ForProcessRewardModel"]
     weights = {f"model.{k}": v for k, v in Qwen2Model(config).state_dict().items()}
     hidden = config.hidden_size
