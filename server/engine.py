@@ -53,6 +53,8 @@ class SamplingOptions:
     seed: int | None = None
     min_tokens: int = 0
     ignore_eos: bool = False
+    # Keep the matched stop string in the text (searches continue after a step delimiter).
+    include_stop: bool = False
 
     def replace(self, **changes: Any) -> SamplingOptions:
         return dataclasses.replace(self, **changes)
@@ -74,6 +76,8 @@ class GeneratedSequence:
     finish_reason: FinishReason
     logprobs: tuple[TokenLogprob, ...] | None = None
     cumulative_logprob: float | None = None
+    # The stop string that ended the sequence; None when it ended at EOS or its length.
+    stop_reason: str | None = None
 
     @property
     def num_tokens(self) -> int:

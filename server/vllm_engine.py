@@ -88,6 +88,7 @@ def _sequence(output: CompletionOutput, *, interrupted: bool = False) -> Generat
         finish_reason="abort" if interrupted else _finish_reason(output),
         logprobs=_token_logprobs(output),
         cumulative_logprob=output.cumulative_logprob,
+        stop_reason=output.stop_reason if isinstance(output.stop_reason, str) else None,
     )
 
 
@@ -183,6 +184,7 @@ class VLLMEngine:
             seed=options.seed if self.supports_seed else None,
             min_tokens=options.min_tokens,
             ignore_eos=options.ignore_eos,
+            include_stop_str_in_output=options.include_stop,
             output_kind=kind,
         )
 

@@ -233,17 +233,22 @@ class StrategyContext:
         return generations
 
     async def score(self, verifier: Verifier, sequences: Sequence[GeneratedSequence]) -> Scored:
-        """Score sequences in one verifier batch; those the budget leaves unscored get None."""
-        unscored = Scored([None] * len(sequences), [None] * len(sequences))
+        """Score generated sequences in one verifier batch (see `score_candidates`)."""
+        return await self.score_candidates(
+            verifier,
+            [Candidate(text=s.text, token_ids=s.token_ids, logprobs=s.logprobs) for s in sequences],
+        )
+
+    async def score_candidates(self, verifier: Verifier, candidates: Sequence[Candidate]) -> Scored:
+        """Score candidates in one verifier batch; those the budget leaves unscored get None."""
+        everything = list(candidates)
+        unscored = Scored([None] * len(everything), [None] * len(everything))
         if self.budget.past_deadline():
             return unscored
-        allowed = self.budget.fit_verifier_calls(len(sequences))
+        allowed = self.budget.fit_verifier_calls(len(everything))
         if allowed == 0:
             return unscored
-        candidates = [
-            Candidate(text=s.text, token_ids=s.token_ids, logprobs=s.logprobs)
-            for s in sequences[:allowed]
-        ]
+        candidates = everything[:allowed]
         started = time.perf_counter()
         scores = await verifier.score(
             self.question, candidates, request_id=self.call_id("v"), options=self.scoring
@@ -257,7 +262,7 @@ class StrategyContext:
             self.on_verifier_call(
                 verifier.name, len(candidates), scores.tokens, elapsed, scores.cache_hits
             )
-        rest = len(sequences) - allowed
+        rest = len(everything) - allowed
         steps = list(scores.steps) if scores.steps is not None else [None] * allowed
         return Scored([*scores.values, *[None] * rest], [*steps, *[None] * rest])
 

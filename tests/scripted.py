@@ -45,10 +45,14 @@ class ScriptedEngine:
     `judge` maps a candidate answer to P(Yes) for self-judge prompts (recognised by their text),
     and a step to P(Yes) for step-judge prompts.
     `token_logprob` is every generated token's log-prob. `delay` is seconds per call.
+    `responder`, when given, replaces `texts`: it maps (prompt text, n) to the n continuations, so a
+    search test can script continuations by the partial solution they extend. Stop strings are
+    honoured as vLLM does (`include_stop` keeps them), and so is `max_tokens`.
     """
 
     texts: list[str] = field(default_factory=list)
     judge: Callable[[str], float] | None = None
+    responder: Callable[[str, int], list[str]] | None = None
     token_logprob: float = -0.1
     delay: float = 0.0
     model_name: str = "scripted-model"
@@ -85,8 +89,15 @@ class ScriptedEngine:
         return self.texts.pop(0)
 
     def _sequence(self, text: str, options: SamplingOptions) -> GeneratedSequence:
+        stop_reason = None
+        hits = [(text.find(s), s) for s in options.stop if s and s in text]
+        if hits:
+            at, stop_reason = min(hits)
+            text = text[: at + len(stop_reason)] if options.include_stop else text[:at]
         ids = self.encode(text)[: options.max_tokens]
         finish = "length" if len(ids) < len(text) else "stop"
+        if finish == "length":
+            stop_reason = None
         logprobs = None
         if options.logprobs is not None:
             logprobs = tuple(
@@ -98,6 +109,7 @@ class ScriptedEngine:
             finish_reason=finish,  # type: ignore[arg-type]
             logprobs=logprobs,
             cumulative_logprob=self.token_logprob * len(ids),
+            stop_reason=stop_reason,
         )
 
     def _judge_sequence(self, prompt: str) -> GeneratedSequence:
@@ -154,7 +166,12 @@ class ScriptedEngine:
                     for _ in range(n)
                 )
             else:
-                sequences = tuple(self._sequence(self._next_text(), options) for _ in range(n))
+                continuations = (
+                    self.responder(text, n)
+                    if self.responder is not None
+                    else [self._next_text() for _ in range(n)]
+                )
+                sequences = tuple(self._sequence(t, options) for t in continuations)
             generations.append(
                 Generation(sequences, prompt_tokens=len(text), interrupted=interrupted)
             )

@@ -6,7 +6,7 @@ from ponder.server.engine import SamplingOptions
 from ponder.strategies.base import Budget, BudgetParams, StrategyContext
 from ponder.verifiers.base import Question
 from ponder.verifiers.loading import load_configured_verifiers
-from tests.scripted import ScriptedEngine
+from tests.scripted import JUDGE_MARKER, STEP_MARKER, ScriptedEngine
 
 QUESTION = "What is 2 + 3?"
 
@@ -36,5 +36,9 @@ def make_context(
 
 
 def generation_calls(engine: ScriptedEngine) -> list:
-    """Engine calls that sampled candidates (not self-judge prompts)."""
-    return [c for c in engine.calls if not any("Proposed answer" in t for t in c.prompt_texts())]
+    """Engine calls that sampled candidates (not judge prompts)."""
+    return [
+        c
+        for c in engine.calls
+        if not any(JUDGE_MARKER in t or STEP_MARKER in t for t in c.prompt_texts())
+    ]

@@ -1,0 +1,170 @@
+"""The search core that step-level strategies share: nodes, batched expansion, batched scoring.
+
+After llm-reasoners, a search is three separable things: state transitions (a node extends its
+parent by one step), proposal (`expand`: every child of a level in one engine call that continues
+from token ids, so vLLM's prefix cache serves the shared prefix) and scoring (`evaluate`: every
+node of a level in one verifier call, through the step-score cache). Beam search, MCTS and Tree
+of Thoughts differ only in which nodes they expand and keep.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import Field
+
+from ponder.server.engine import FinishReason, GeneratedSequence, SamplingOptions
+from ponder.verifiers.base import Candidate, StepScore, Verifier
+
+from .answers import extract_answer
+from .base import RankedCandidate, StrategyContext, StrategyParams
+
+__all__ = ["MAX_DEPTH", "Node", "SearchParams", "SearchTree"]
+
+# Hard ceilings on the knobs every search shares; the server's caps bound their product.
+MAX_DEPTH = 64
+MAX_STEP_TOKENS = 4096
+
+
+class SearchParams(StrategyParams):
+    """Knobs every step-level search has."""
+
+    verifier: str = Field("step_judge", description="Verifier that scores partial solutions.")
+    max_steps: int = Field(8, ge=1, le=MAX_DEPTH, description="Most steps in one solution.")
+    step_tokens: int = Field(128, ge=1, le=MAX_STEP_TOKENS, description="Most tokens in one step.")
+
+    def verifier_names(self) -> dict[str, str]:
+        return {"tts.verifier": self.verifier}
+
+
+@dataclass(eq=False)
+class Node:
+    """A partial solution: its parent plus one step. The root is the empty solution."""
+
+    id: int
+    parent: Node | None
+    depth: int
+    token_ids: tuple[int, ...] = ()
+    text: str = ""
+    step_text: str = ""
+    step_tokens: int = 0
+    terminal: bool = False
+    finish_reason: FinishReason | None = None
+    score: float | None = None
+    step_scores: tuple[StepScore, ...] | None = None
+    children: list[Node] = field(default_factory=list)
+    # Free-form notes an algorithm keeps per node (visits, value, pruned, ...), for the trace.
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def path(self) -> list[Node]:
+        nodes: list[Node] = []
+        node: Node | None = self
+        while node is not None:
+            nodes.append(node)
+            node = node.parent
+        return nodes[::-1]
+
+    def sequence(self) -> GeneratedSequence:
+        reason: FinishReason = self.finish_reason or "length"
+        return GeneratedSequence(self.text, self.token_ids, reason)
+
+    def candidate(self) -> RankedCandidate:
+        return RankedCandidate(
+            self.sequence(),
+            score=self.score,
+            answer=extract_answer(self.text),
+            step_scores=self.step_scores,
+        )
+
+
+class SearchTree:
+    """The nodes of one search and the two batched operations on them."""
+
+    def __init__(self, ctx: StrategyContext, params: SearchParams) -> None:
+        self.ctx = ctx
+        self.params = params
+        self._ids = itertools.count()
+        self.root = Node(next(self._ids), None, 0)
+        self.nodes: list[Node] = [self.root]
+        self.verifier: Verifier = ctx.verifier(params.verifier)
+        self.step_options = ctx.options.replace(
+            max_tokens=min(params.step_tokens, ctx.options.max_tokens),
+            stop=(params.step_delimiter, *ctx.options.stop),
+            include_stop=True,
+        )
+
+    def _child(self, parent: Node, sequence: GeneratedSequence) -> Node:
+        text = parent.text + sequence.text
+        token_ids = parent.token_ids + sequence.token_ids
+        # A step that ended at the delimiter is one step of more; anything else (EOS, another
+        # stop string, the length limits) ends the solution.
+        at_delimiter = sequence.stop_reason == self.params.step_delimiter
+        depth = parent.depth + 1
+        too_long = len(token_ids) >= self.ctx.options.max_tokens
+        terminal = not at_delimiter or depth >= self.params.max_steps or too_long
+        node = Node(
+            next(self._ids),
+            parent,
+            depth,
+            token_ids=token_ids,
+            text=text,
+            step_text=sequence.text,
+            step_tokens=sequence.num_tokens,
+            terminal=terminal,
+            finish_reason="stop" if at_delimiter else sequence.finish_reason,
+        )
+        parent.children.append(node)
+        self.nodes.append(node)
+        return node
+
+    async def expand(
+        self, parents: Sequence[Node], k: int, *, options: SamplingOptions | None = None
+    ) -> list[list[Node]]:
+        """`k` children for each parent, all from one engine call; fewer if the budget ends."""
+        live = [p for p in parents if not p.terminal]
+        if not live or k < 1:
+            return [[] for _ in parents]
+        room = self.ctx.options.max_tokens - max(len(p.token_ids) for p in live)
+        step = options or self.step_options
+        step = step.replace(max_tokens=max(1, min(step.max_tokens, room)))
+        prompts = [self.ctx.prompt_token_ids + list(p.token_ids) for p in live]
+        generations = await self.ctx.sample(k, prompts=prompts, options=step)
+        children: dict[int, list[Node]] = {p.id: [] for p in parents}
+        for parent, generation in zip(live, generations, strict=False):
+            for sequence in generation.sequences:
+                if sequence.num_tokens or sequence.finish_reason != "abort":
+                    children[parent.id].append(self._child(parent, sequence))
+        return [children[p.id] for p in parents]
+
+    async def evaluate(self, nodes: Sequence[Node]) -> None:
+        """Score nodes in one verifier call (the step-score cache spares known prefixes)."""
+        todo = [n for n in nodes if n.score is None and n is not self.root]
+        if not todo:
+            return
+        candidates = [Candidate(text=n.text, token_ids=n.token_ids) for n in todo]
+        scored = await self.ctx.score_candidates(self.verifier, candidates)
+        for node, value, steps in zip(todo, scored.values, scored.steps, strict=True):
+            node.score = value
+            node.step_scores = steps
+
+    def generated_tokens(self) -> int:
+        return sum(n.step_tokens for n in self.nodes)
+
+    def trace(self) -> list[dict[str, Any]]:
+        """Every node, parents before children: the tree the search built."""
+        return [
+            {
+                "id": n.id,
+                "parent": n.parent.id if n.parent is not None else None,
+                "depth": n.depth,
+                "step": n.step_text,
+                "tokens": n.step_tokens,
+                "score": n.score,
+                "terminal": n.terminal,
+                **n.notes,
+            }
+            for n in self.nodes
+        ]
