@@ -55,6 +55,8 @@ class SamplingOptions:
     ignore_eos: bool = False
     # Keep the matched stop string in the text (searches continue after a step delimiter).
     include_stop: bool = False
+    # Produce text; a search that only reads token ids and log-probs skips detokenising.
+    detokenize: bool = True
 
     def replace(self, **changes: Any) -> SamplingOptions:
         return dataclasses.replace(self, **changes)
@@ -127,6 +129,7 @@ class Engine(Protocol):
     model_name: str
     max_model_len: int
     vocab_size: int
+    eos_token_id: int | None
     # Whether a per-request seed is honoured; if not, the engine samples unseeded.
     supports_seed: bool
 

@@ -102,6 +102,8 @@ class VLLMEngine:
         self.model_name = model_name
         self.max_model_len = max_model_len
         self.vocab_size = int(llm.model_config.get_vocab_size())
+        eos = getattr(self._tokenizer, "eos_token_id", None)
+        self.eos_token_id: int | None = int(eos) if eos is not None else None
         self.cpu = cpu
         self.supports_seed = True
 
@@ -185,6 +187,7 @@ class VLLMEngine:
             min_tokens=options.min_tokens,
             ignore_eos=options.ignore_eos,
             include_stop_str_in_output=options.include_stop,
+            detokenize=options.detokenize,
             output_kind=kind,
         )
 

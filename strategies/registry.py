@@ -17,6 +17,7 @@ STRATEGIES: dict[str, str] = {
     "none": "ponder.strategies.none:PlainDecoding",
     "best_of_n": "ponder.strategies.best_of_n:BestOfN",
     "self_consistency": "ponder.strategies.self_consistency:SelfConsistency",
+    "beam_search": "ponder.strategies.beam_search:BeamSearch",
 }
 
 

@@ -53,11 +53,14 @@ class ScriptedEngine:
     texts: list[str] = field(default_factory=list)
     judge: Callable[[str], float] | None = None
     responder: Callable[[str, int], list[str]] | None = None
+    # For token-level searches: the (token id, logprob) alternatives after a prompt of token ids.
+    next_tokens: Callable[[list[int]], list[tuple[int, float]]] | None = None
     token_logprob: float = -0.1
     delay: float = 0.0
     model_name: str = "scripted-model"
     max_model_len: int = 4096
     vocab_size: int = 0x110000
+    eos_token_id: int | None = 0
     supports_seed: bool = True
     calls: list[Call] = field(default_factory=list)
     aborted: list[str] = field(default_factory=list)
@@ -129,6 +132,16 @@ class ScriptedEngine:
             text=best[1], token_ids=(best[0],), finish_reason="length", logprobs=(logprob,)
         )
 
+    def _next_token(self, prompt: list[int]) -> GeneratedSequence:
+        assert self.next_tokens is not None
+        ranked = sorted(self.next_tokens(prompt), key=lambda t: -t[1])
+        top = tuple((tid, chr(tid), lp) for tid, lp in ranked)
+        best = top[0]
+        logprob = TokenLogprob(token_id=best[0], token=best[1], logprob=best[2], top=top)
+        return GeneratedSequence(
+            text=best[1], token_ids=(best[0],), finish_reason="length", logprobs=(logprob,)
+        )
+
     async def generate(
         self,
         prompts: Sequence[Sequence[int]],
@@ -158,7 +171,9 @@ class ScriptedEngine:
             self._running.difference_update(ids)
         generations = []
         for text in call.prompt_texts():
-            if JUDGE_MARKER in text or STEP_MARKER in text:
+            if self.next_tokens is not None and options.max_tokens == 1:
+                sequences = (self._next_token(call.prompts[len(generations)]),)
+            elif JUDGE_MARKER in text or STEP_MARKER in text:
                 sequences: tuple[GeneratedSequence, ...] = (self._judge_sequence(text),)
             elif interrupted:
                 sequences = tuple(
