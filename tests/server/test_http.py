@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 from ponder.server.app import create_app
 from ponder.server.engine import EngineError
 from ponder.server.settings import Settings
+from ponder.strategies.registry import STRATEGIES
 from ponder.verifiers.loading import load_configured_verifiers
 from ponder.verifiers.registry import DEFAULT_VERIFIERS
 from tests.scripted import JUDGE_MARKER, ScriptedEngine
@@ -334,7 +335,9 @@ def test_strategies_lists_strategies_and_verifiers() -> None:
     assert resp.status_code == 200
     body = resp.json()
     listed = {s["name"]: s for s in body["data"]}
-    assert set(listed) == {"none", "best_of_n", "self_consistency"}
+    # Every registered strategy is listed.
+    assert set(listed) == set(STRATEGIES)
+    assert {"none", "best_of_n", "self_consistency", "beam_search"} <= set(listed)
     for entry in listed.values():
         assert isinstance(entry["description"], str) and entry["description"]
         assert entry["parameters"]["type"] == "object"
