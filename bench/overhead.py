@@ -14,29 +14,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import random
 import statistics
 import time
 import uuid
 
 import httpx
-import uvicorn
+from common import addition_problems, served
 
-from ponder.server.app import create_app, start_engine
 from ponder.server.settings import Settings
 
 WORKLOADS = {
     "best_of_n@8 (confidence)": {"strategy": "best_of_n", "verifier": "confidence"},
     "self_consistency@8": {"strategy": "self_consistency"},
 }
-
-
-def problems(count: int, seed: int = 0) -> list[str]:
-    rng = random.Random(seed)
-    return [
-        f"What is {rng.randint(10, 99)} + {rng.randint(10, 99)}? Reply with only the final number."
-        for _ in range(count)
-    ]
 
 
 async def direct(engine: object, prompt_ids: list[int], n: int, max_tokens: int, logprobs: bool):
@@ -59,23 +49,17 @@ async def direct(engine: object, prompt_ids: list[int], n: int, max_tokens: int,
 
 
 async def run(args: argparse.Namespace) -> None:
-    settings = Settings(port=args.port, max_concurrent_requests=4)
-    engine = start_engine(settings)
-    app = create_app(settings, engine=engine)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=args.port, log_level="warning")
-    )
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.1)
-    base = f"http://127.0.0.1:{args.port}"
     rows = []
-    async with httpx.AsyncClient(base_url=base, timeout=600) as client:
+    settings = Settings(port=args.port, max_concurrent_requests=4)
+    async with (
+        served(settings) as (engine, base),
+        httpx.AsyncClient(base_url=base, timeout=600) as client,
+    ):
         for name, tts in WORKLOADS.items():
             server_s = direct_s = 0.0
             server_tokens = direct_tokens = 0
             ratios = []
-            for i, question in enumerate(problems(args.problems + 1)):
+            for i, question in enumerate(addition_problems(args.problems + 1)):
                 messages = [{"role": "user", "content": question}]
                 body = {
                     "model": engine.model_name,
@@ -103,9 +87,6 @@ async def run(args: argparse.Namespace) -> None:
                 ratios.append((t1 - t0) / (t2 - t1))
             assert server_tokens == direct_tokens, (server_tokens, direct_tokens)
             rows.append((name, server_s, direct_s, statistics.median(ratios), server_tokens))
-    server.should_exit = True
-    await serving
-    engine.shutdown()
     print(f"\n{args.problems} problems, n={args.n}, {args.max_tokens} tokens each (ignore_eos)")
     print("| workload | server s | direct s | ratio (total) | ratio (median) | tokens |")
     print("|---|---|---|---|---|---|")

@@ -18,6 +18,11 @@ STRATEGIES: dict[str, str] = {
     "best_of_n": "ponder.strategies.best_of_n:BestOfN",
     "self_consistency": "ponder.strategies.self_consistency:SelfConsistency",
     "beam_search": "ponder.strategies.beam_search:BeamSearch",
+    "prm_beam_search": "ponder.strategies.prm_beam_search:PrmBeamSearch",
+    "mcts": "ponder.strategies.mcts:MCTS",
+    "tree_of_thoughts": "ponder.strategies.tree_of_thoughts:TreeOfThoughts",
+    "graph_of_thoughts": "ponder.strategies.graph_of_thoughts:GraphOfThoughts",
+    "self_refine": "ponder.strategies.self_refine:SelfRefine",
 }
 
 

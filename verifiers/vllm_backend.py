@@ -99,12 +99,13 @@ class VLLMPoolingScorer:
     async def _one(self, request: LogitRequest) -> Any:
         from vllm import PoolingParams
         from vllm.exceptions import VLLMClientError
+        from vllm.inputs import tokens_input
 
         params = PoolingParams(task=self._task, use_activation=False)
         output = None
         try:
             async for partial in self._llm.encode(
-                {"prompt_token_ids": list(request.token_ids)}, params, uuid.uuid4().hex
+                tokens_input(list(request.token_ids)), params, uuid.uuid4().hex
             ):
                 output = partial
         except VLLMClientError as exc:

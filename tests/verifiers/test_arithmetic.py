@@ -123,7 +123,9 @@ async def step_scores(
 async def assert_step(text: str, expected: StepScore) -> None:
     start = time.perf_counter()
     _, steps = await step_scores(text)
-    assert time.perf_counter() - start < 0.05, "a claim must be checked promptly"
+    # Not a benchmark: a bound loose enough for a loaded CI machine, tight enough to catch a
+    # parser that backtracks exponentially on hostile text (that takes minutes, not seconds).
+    assert time.perf_counter() - start < 2.0, "a claim must be checked promptly"
     assert steps == (expected,)
 
 
@@ -156,7 +158,8 @@ async def test_large_hostile_steps_stay_linear() -> None:
         "9" * 100_000 + " * 9 = 1",
     ]:
         await step_scores(text)
-    assert time.perf_counter() - start < 0.5
+    # As above: catches super-linear blow-ups, not small slowdowns.
+    assert time.perf_counter() - start < 10.0
 
 
 def test_question_value_needs_exactly_one_expression() -> None:

@@ -1,0 +1,97 @@
+"""Ponder's `beam_search` against vLLM's own beam search, on one engine, same width and prompts.
+
+One process starts one vLLM engine and serves Ponder's API on it. For each problem it runs
+vLLM's online beam search (the implementation behind vLLM's OpenAI server, driven on the same
+`AsyncLLM`) and then the same search through Ponder's HTTP server, alternating, and prints total
+times, their ratio (Ponder / vLLM; below 1 means Ponder is faster) and how often the best beams
+agree.
+
+    .venv/bin/python bench/beam_search.py [--problems 8] [--width 4] [--max-tokens 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import time
+import uuid
+
+import httpx
+from common import addition_problems, served
+
+from ponder.server.settings import Settings
+
+
+async def vllm_beam_search(engine: object, prompt_ids: list[int], width: int, tokens: int) -> str:
+    from vllm.entrypoints.generate.beam_search.online import BeamSearchOnlineMixin
+    from vllm.inputs import tokens_input
+    from vllm.sampling_params import BeamSearchParams
+
+    llm = engine._llm  # type: ignore[attr-defined]
+
+    class OnEngine(BeamSearchOnlineMixin):
+        engine_client = llm
+        renderer = llm.renderer
+
+    params = BeamSearchParams(beam_width=width, max_tokens=tokens, length_penalty=1.0)
+    final = None
+    async for output in OnEngine().beam_search(tokens_input(prompt_ids), uuid.uuid4().hex, params):
+        final = output
+    assert final is not None
+    return str(final.outputs[0].text)
+
+
+async def run(args: argparse.Namespace) -> None:
+    settings = Settings(port=args.port)
+    ours_s = theirs_s = 0.0
+    agree = 0
+    async with (
+        served(settings) as (engine, base),
+        httpx.AsyncClient(base_url=base, timeout=600) as client,
+    ):
+        for i, question in enumerate(addition_problems(args.problems + 1, seed=3)):
+            messages = [{"role": "user", "content": question}]
+            prompt_ids = engine.render_chat(messages)
+            t0 = time.perf_counter()
+            theirs = await vllm_beam_search(engine, prompt_ids, args.width, args.max_tokens)
+            t1 = time.perf_counter()
+            response = await client.post(
+                "/v1/chat/completions",
+                json={
+                    "model": engine.model_name,
+                    "messages": messages,
+                    "max_completion_tokens": args.max_tokens,
+                    "tts": {"strategy": "beam_search", "beam_width": args.width},
+                },
+            )
+            t2 = time.perf_counter()
+            response.raise_for_status()
+            ours = response.json()["choices"][0]["message"]["content"]
+            if i == 0:  # warm-up for both
+                continue
+            theirs_s += t1 - t0
+            ours_s += t2 - t1
+            agree += ours == theirs
+    print(f"\n{args.problems} problems, beam width {args.width}, {args.max_tokens} tokens")
+    print("| implementation | total s | per problem s |")
+    print("|---|---|---|")
+    print(f"| vLLM beam search | {theirs_s:.2f} | {theirs_s / args.problems:.2f} |")
+    print(f"| Ponder beam_search (HTTP) | {ours_s:.2f} | {ours_s / args.problems:.2f} |")
+    print(
+        f"\nratio Ponder / vLLM: {ours_s / theirs_s:.3f}; best beams equal: {agree}/{args.problems}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--problems", type=int, default=8)
+    parser.add_argument("--width", type=int, default=4)
+    parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--port", type=int, default=8766)
+    logging.basicConfig(level=logging.WARNING)
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Fitting chat prompts into the model's context by shortening the texts they quote.
+
+Judges, votes, merges and refinements quote answers that may be long. When the prompt does not
+leave room to generate, the longest quoted texts are cut from their start: their end holds the
+conclusion or the newest step, which is what the model is asked about.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .engine import Engine
+
+__all__ = ["ELIDED", "render_within_context"]
+
+# Marks a text cut to fit.
+ELIDED = "..."
+# Re-tokenising a shortened text may merge differently at the cut.
+_TRIM_SLACK_TOKENS = 8
+
+
+def _water_level(lengths: Sequence[int], allowed: int) -> int:
+    """The largest cap L with sum(min(length, L)) <= allowed: long texts are cut first."""
+    low, high = 0, max(lengths, default=0)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if sum(min(n, middle) for n in lengths) <= allowed:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def render_within_context(
+    engine: Engine,
+    build: Callable[[list[str]], list[dict[str, Any]]],
+    texts: Sequence[str],
+    room: int,
+) -> list[int]:
+    """The chat `build(texts)` rendered so that `room` tokens still fit in the model's context,
+    the longest texts cut from their start as far as needed (and as far as cutting can)."""
+    ids = engine.render_chat(build(list(texts)))
+    overflow = len(ids) - (engine.max_model_len - room)
+    if overflow <= 0 or not texts:
+        return ids
+    encoded = [engine.encode(t) for t in texts]
+    total = sum(len(e) for e in encoded)
+    cap = _water_level(
+        [len(e) for e in encoded], total - overflow - _TRIM_SLACK_TOKENS * len(texts)
+    )
+    cut = [
+        t if len(e) <= cap else ELIDED + engine.decode(e[len(e) - cap :])
+        for t, e in zip(texts, encoded, strict=True)
+    ]
+    return engine.render_chat(build(cut))

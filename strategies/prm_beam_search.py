@@ -1,0 +1,214 @@
+"""`prm_beam_search`: step-level beam search guided by a process verifier (Snell et al. 2024).
+
+Sampling whole solutions wastes most of its tokens on paths that went wrong early; scoring every
+partial solution with a PRM and extending only the promising ones spends them where they help.
+As in search-and-learn: each level, every live partial solution is scored, the best n/M are kept
+and each is extended M ways, so the frontier stays at n. Optional lookahead scores a child by a
+few greedy steps past it (a steadier signal than one step) but keeps the child itself. DVTS
+(diverse verifier tree search) runs n/M independent searches of width M instead, which keeps the
+candidates diverse when one early path would otherwise crowd out the rest.
+
+Everything is done through the search core: a level is one engine call (`SearchTree.expand`) and
+one verifier call (`SearchTree.evaluate`); lookahead adds one greedy engine call per step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from .answers import tally
+from .base import (
+    RankedCandidate,
+    Strategy,
+    StrategyContext,
+    StrategyInputError,
+    StrategyParams,
+    StrategyResult,
+)
+from .search import Node, SearchParams, SearchTree
+
+__all__ = ["PrmBeamSearch", "PrmBeamSearchParams"]
+
+
+class PrmBeamSearchParams(SearchParams):
+    n: int = Field(8, ge=1, le=256, description="Partial solutions kept per level, in all.")
+    beam_width: int = Field(
+        4, ge=1, le=256, description="Children per kept partial solution (M); must divide n."
+    )
+    lookahead: int = Field(
+        0, ge=0, le=8, description="Greedy steps rolled past each child before it is scored."
+    )
+    final: Literal["score", "weighted_vote"] = Field(
+        "score", description="Pick the best-scored solution, or sum scores per final answer."
+    )
+    dvts: bool = Field(
+        False, description="n/M independent subtrees of width M (diverse verifier tree search)."
+    )
+
+    @model_validator(mode="after")
+    def _beams_divide_n(self) -> PrmBeamSearchParams:
+        if self.n % self.beam_width:
+            # A ValueError that names its field: the server's 400 then points at tts.beam_width.
+            raise StrategyInputError(
+                f"n ({self.n}) must be a multiple of beam_width ({self.beam_width}): each level "
+                "keeps n / beam_width partial solutions and extends each beam_width ways",
+                "beam_width",
+            )
+        return self
+
+    def candidates(self) -> int:
+        return self.n
+
+
+@dataclasses.dataclass
+class _Beam:
+    """One independent search: the whole beam, or one DVTS subtree."""
+
+    keep: int
+    new: list[Node]
+    subtree: int | None = None
+
+
+def _by_score(nodes: Sequence[Node]) -> list[Node]:
+    # Best first; unscored (budget) last; ties to the earlier node, so runs are deterministic.
+    return sorted(nodes, key=lambda n: (n.score is None, -(n.score or 0.0), n.id))
+
+
+class PrmBeamSearch(Strategy):
+    name: ClassVar[str] = "prm_beam_search"
+    description: ClassVar[str] = (
+        "Step-level beam search scored by a process verifier; optional lookahead and DVTS."
+    )
+    Params: ClassVar[type[StrategyParams]] = PrmBeamSearchParams
+    params: PrmBeamSearchParams
+
+    def planned_tokens(self, max_tokens: int, choices: int) -> int:
+        """Worst case: every level makes n children of at most one step each, and lookahead
+        rolls each child at most `lookahead` more steps (never past max_tokens):
+
+            n * levels * (step + min(lookahead * step, max_tokens)),
+            step = min(step_tokens, max_tokens),  levels = min(max_steps, max_tokens).
+
+        n * max_tokens would not be sound: pruned siblings cost tokens too. A live path gains at
+        least one token per level (its delimiter), hence levels <= max_tokens.
+        """
+        p = self.params
+        step = min(p.step_tokens, max_tokens)
+        levels = min(p.max_steps, max_tokens)
+        rollout = min(p.lookahead * step, max_tokens)
+        return max(p.n * levels * (step + rollout), choices * max_tokens)
+
+    async def run(self, ctx: StrategyContext) -> StrategyResult:
+        p = self.params
+        tree = SearchTree(ctx, p)
+        (first,) = await tree.expand([tree.root], p.n)
+        levels = 1 if first else 0
+        if p.dvts:
+            beams = [
+                _Beam(1, first[i : i + p.beam_width], subtree=i // p.beam_width)
+                for i in range(0, len(first), p.beam_width)
+            ]
+        else:
+            beams = [_Beam(p.n // p.beam_width, first)]
+        finished: list[Node] = []
+        frontier: list[Node] = []
+        while any(b.new for b in beams):
+            for beam in beams:
+                for node in beam.new:
+                    if beam.subtree is not None:
+                        node.notes["subtree"] = beam.subtree
+            await self._score(tree, [n for b in beams for n in b.new])
+            finished.extend(n for b in beams for n in b.new if n.terminal)
+            ranked = [_by_score([n for n in b.new if not n.terminal]) for b in beams]
+            frontier = _by_score([n for r in ranked for n in r])
+            # A spent budget shrinks or empties the next expansion: stop with the best so far.
+            if not frontier or ctx.budget.exhausted is not None:
+                break
+            kept_per_beam = []
+            for beam, nodes in zip(beams, ranked, strict=True):
+                for i, node in enumerate(nodes):
+                    node.notes["kept"] = i < beam.keep
+                kept_per_beam.append(nodes[: beam.keep])
+            parents = [n for kept in kept_per_beam for n in kept]
+            children = iter(await tree.expand(parents, p.beam_width))
+            for beam, kept in zip(beams, kept_per_beam, strict=True):
+                beam.new = [c for _ in kept for c in next(children)]
+            # If nothing more could be generated, the kept nodes are the best unfinished ones.
+            frontier = _by_score(parents)
+            if any(b.new for b in beams):
+                levels += 1
+        return await self._result(ctx, tree, finished, frontier, levels)
+
+    async def _score(self, tree: SearchTree, nodes: list[Node]) -> None:
+        """Score a level's new nodes in one verifier call, each through its lookahead rollout."""
+        tips = list(nodes)
+        if self.params.lookahead:
+            # Greedy rollouts, as search-and-learn does: the lookahead estimates where a step
+            # leads, it does not explore.
+            greedy = tree.step_options.replace(temperature=0.0)
+            for _ in range(self.params.lookahead):
+                rolling = [i for i, tip in enumerate(tips) if not tip.terminal]
+                if not rolling:
+                    break
+                rolled = await tree.expand([tips[i] for i in rolling], 1, options=greedy)
+                for i, steps in zip(rolling, rolled, strict=True):
+                    if steps:
+                        steps[0].notes["lookahead_of"] = nodes[i].id
+                        tips[i] = steps[0]
+                if not any(rolled) or tree.ctx.budget.exhausted is not None:
+                    break
+        await tree.evaluate(tips)
+        for node, tip in zip(nodes, tips, strict=True):
+            if tip is not node:
+                # The child is kept with its rollout's score; the rollout's step scores cover
+                # steps the child does not have, so they stay on the rollout node.
+                node.score = tip.score
+                node.notes["scored_as"] = tip.id
+
+    async def _result(
+        self,
+        ctx: StrategyContext,
+        tree: SearchTree,
+        finished: list[Node],
+        frontier: list[Node],
+        levels: int,
+    ) -> StrategyResult:
+        p = self.params
+        chosen = list(finished)
+        # Unfinished solutions only when the finished ones cannot fill the response (budget).
+        missing = max(ctx.choices, 1) - len(chosen)
+        if missing > 0:
+            chosen.extend(frontier[:missing])
+        candidates = [self._candidate(n) for n in chosen]
+        ranking = sorted(
+            range(len(chosen)),
+            key=lambda i: (chosen[i].score is None, -(chosen[i].score or 0.0), chosen[i].id),
+        )
+        details: dict[str, Any] = {
+            "verifier": tree.verifier.name,
+            "levels": levels,
+            "finished": len(finished),
+        }
+        if p.final == "weighted_vote" and candidates:
+            votes = await asyncio.to_thread(
+                tally, [c.answer for c in candidates], [c.score or 0.0 for c in candidates]
+            )
+            ranking = votes.rank(ranking)
+            details["answer_weights"] = votes.summary()
+        if p.return_trace:
+            details["tree"] = tree.trace()
+        return StrategyResult(candidates=candidates, ranking=ranking, details=details)
+
+    @staticmethod
+    def _candidate(node: Node) -> RankedCandidate:
+        candidate = node.candidate()
+        if node.terminal:
+            return candidate
+        # An unfinished solution stopped at a step delimiter; to the client it was cut short.
+        sequence = dataclasses.replace(candidate.sequence, finish_reason="length")
+        return dataclasses.replace(candidate, sequence=sequence)

@@ -1,0 +1,256 @@
+"""`tree_of_thoughts`: breadth- or depth-first search over reasoning steps (Yao et al. 2023).
+
+A thought is one step (text up to the step delimiter). Each kept node proposes `proposals` next
+thoughts in one engine call (the search core's `expand`), and every new thought is valued at once:
+by a verifier (one call through the step-score cache) or, as in the paper's "vote" evaluator, by
+asking the policy model `votes` times which of the numbered thoughts is most promising (one engine
+call with n=votes). BFS keeps the `breadth` best thoughts per level; DFS follows the best child
+first, prunes children valued below `threshold` and backtracks when a subtree runs dry.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from ponder.server.prompting import render_within_context
+
+from .base import Strategy, StrategyContext, StrategyParams, StrategyResult
+from .search import Node, SearchParams, SearchTree
+
+__all__ = [
+    "VOTE_PROMPT",
+    "VOTE_TOKENS",
+    "TreeOfThoughts",
+    "TreeOfThoughtsParams",
+    "parse_vote",
+]
+
+VOTE_PROMPT = (
+    "Question:\n{question}\n\nHere are {count} candidate partial solutions:\n\n{choices}\n\n"
+    "Which choice is the most promising way towards a correct answer? Conclude with "
+    '"The best choice is N", where N is the number of that choice.'
+)
+# A vote is a short verdict, not a solution: enough for a sentence of reasons and the number.
+VOTE_TOKENS = 64
+# Re-tokenising a shortened text may merge differently at the cut; leave a few tokens spare.
+_BEST_CHOICE = re.compile(r"best choice is\D{0,12}?(\d+)", re.IGNORECASE)
+_INTEGER = re.compile(r"\d+")
+
+
+class TreeOfThoughtsParams(SearchParams):
+    method: Literal["bfs", "dfs"] = Field("bfs", description="Breadth- or depth-first search.")
+    breadth: int = Field(3, ge=1, le=32, description="BFS: thoughts kept per level.")
+    proposals: int = Field(3, ge=1, le=16, description="Thoughts proposed per expanded node.")
+    value: Literal["verifier", "vote"] = Field(
+        "verifier", description="Value thoughts by the verifier, or by the policy model's votes."
+    )
+    votes: int = Field(5, ge=1, le=32, description="Votes sampled per valuation (value=vote).")
+    threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="DFS: children valued below this are pruned."
+    )
+    max_expansions: int = Field(
+        32, ge=1, le=256, description="DFS: most nodes expanded (bounds the search's cost)."
+    )
+
+    def candidates(self) -> int:
+        # The widest batch of thoughts generated and valued together: a BFS level, or one DFS
+        # node's children. The whole tree's cost is bounded by `planned_tokens` instead.
+        return self.breadth * self.proposals if self.method == "bfs" else self.proposals
+
+
+def parse_vote(text: str, choices: int) -> int | None:
+    """The 0-based choice a vote names ("The best choice is N", else its first integer), or None
+    when it names none or a number outside 1..choices."""
+    found = _BEST_CHOICE.findall(text)
+    number = found[-1] if found else next(iter(_INTEGER.findall(text)), None)
+    # Longer digit strings name no choice (and Python refuses to convert thousands of digits).
+    if number is None or len(number) > 3:
+        return None
+    index = int(number) - 1
+    return index if 0 <= index < choices else None
+
+
+def _by_value(nodes: Sequence[Node]) -> list[Node]:
+    """Best first; unvalued nodes last; ties go to the node proposed first."""
+    return sorted(nodes, key=lambda n: (n.score is None, -(n.score or 0.0), n.id))
+
+
+class TreeOfThoughts(Strategy):
+    name: ClassVar[str] = "tree_of_thoughts"
+    description: ClassVar[str] = (
+        "BFS or DFS over reasoning steps; thoughts valued by a verifier or by the model's votes."
+    )
+    Params: ClassVar[type[StrategyParams]] = TreeOfThoughtsParams
+    params: TreeOfThoughtsParams
+
+    def planned_tokens(self, max_tokens: int, choices: int) -> int:
+        """Worst case: every proposal runs to the step limit and every valuation votes in full.
+
+        BFS proposes k thoughts at level 1 and at most b*k at each later level, for at most
+        min(max_steps, max_tokens) levels (a step that does not end a solution has a token). DFS
+        proposes k thoughts per expansion, for at most `max_expansions` expansions. Each level or
+        expansion values its thoughts once: with votes, `votes` replies of `VOTE_TOKENS`.
+        """
+        p = self.params
+        step = min(p.step_tokens, max_tokens)
+        if p.method == "bfs":
+            levels = min(p.max_steps, max_tokens)
+            thoughts = p.proposals + (levels - 1) * p.breadth * p.proposals
+        else:
+            levels = p.max_expansions
+            thoughts = levels * p.proposals
+        voting = levels * p.votes * VOTE_TOKENS if p.value == "vote" else 0
+        return thoughts * step + voting
+
+    async def run(self, ctx: StrategyContext) -> StrategyResult:
+        p = self.params
+        search = _Search(SearchTree(ctx, p), p)
+        tree = search.tree
+        details: dict[str, Any] = {"method": p.method, "value": p.value}
+        found = None
+        if p.method == "bfs":
+            details["levels"] = await search.bfs()
+        else:
+            found = await search.dfs(tree.root)
+            details["expansions"] = search.expansions
+            details["found"] = found is not None
+        if p.value == "vote":
+            details["vote_tokens"] = search.vote_tokens
+            details["invalid_votes"] = search.invalid_votes
+        if p.return_trace:
+            details["tree"] = tree.trace()
+        nodes = [n for n in tree.nodes if n.terminal]
+        if not nodes:
+            # No solution was finished (budget): the best partial solutions, those not extended.
+            nodes = [n for n in tree.nodes if n is not tree.root and not n.children]
+        ranked = _by_value(nodes)
+        if found is not None:
+            ranked = [found, *(n for n in ranked if n is not found)]
+        index = {n.id: i for i, n in enumerate(nodes)}
+        return StrategyResult(
+            candidates=[n.candidate() for n in nodes],
+            ranking=[index[n.id] for n in ranked],
+            details=details,
+        )
+
+
+class _Search:
+    """One run's search: the tree, the algorithm's decisions (in node notes) and vote counts."""
+
+    def __init__(self, tree: SearchTree, params: TreeOfThoughtsParams) -> None:
+        self.tree = tree
+        self.params = params
+        self.expansions = 0
+        self.vote_tokens = 0
+        self.invalid_votes = 0
+        self._visits = 0
+
+    def stopped(self) -> bool:
+        exhausted = self.tree.ctx.budget.exhausted is not None
+        return exhausted or self.expansions >= self.params.max_expansions
+
+    async def bfs(self) -> int:
+        """Level by level; returns the number of levels searched."""
+        p = self.params
+        frontier = [self.tree.root]
+        levels = 0
+        while frontier and levels < p.max_steps:
+            grown = await self.tree.expand(frontier, p.proposals)
+            new = [child for children in grown for child in children]
+            if not new:
+                break
+            levels += 1
+            await self.value(new)
+            # Finished solutions are set aside as candidates; only live ones compete for room.
+            for node in new:
+                if node.terminal:
+                    node.notes["finished"] = True
+            ranked = _by_value([n for n in new if not n.terminal])
+            for node in ranked[: p.breadth]:
+                node.notes["kept"] = True
+            for node in ranked[p.breadth :]:
+                node.notes["pruned"] = True
+            frontier = ranked[: p.breadth]
+            if self.tree.ctx.budget.exhausted is not None:
+                break
+        return levels
+
+    async def dfs(self, node: Node) -> Node | None:
+        """Best child first, backtracking when a subtree runs dry; the solution found, if any."""
+        p = self.params
+        (children,) = await self.tree.expand([node], p.proposals)
+        self.expansions += 1
+        await self.value(children)
+        order = _by_value(children)
+        node.notes["visit_order"] = [c.id for c in order]
+        for child in order:
+            if child.score is None or child.score < p.threshold:
+                child.notes["pruned"] = True
+                continue
+            # A finished solution needs no more compute, so one is accepted even when the search
+            # has to stop; live children are explored only while it may go on.
+            if not child.terminal and self.stopped():
+                continue
+            child.notes["visit"] = self._visits
+            self._visits += 1
+            if child.terminal:
+                child.notes["found"] = True
+                return child
+            found = await self.dfs(child)
+            if found is not None:
+                return found
+        if not self.stopped():
+            node.notes["backtracked"] = True
+        return None
+
+    async def value(self, nodes: Sequence[Node]) -> None:
+        """Give every node a value in one call: the verifier's score or its vote share."""
+        if not nodes:
+            return
+        if self.params.value == "verifier":
+            await self.tree.evaluate(nodes)
+            return
+        if len(nodes) == 1:
+            # A lone thought would get every valid vote; asking costs a call and says nothing.
+            nodes[0].score = 1.0
+            nodes[0].notes["unopposed"] = True
+            return
+        ctx = self.tree.ctx
+        question = ctx.question.text
+
+        def build(texts: list[str]) -> list[dict[str, Any]]:
+            choices = "\n\n".join(f"Choice {i}:\n{t}" for i, t in enumerate(texts, 1))
+            content = VOTE_PROMPT.format(question=question, count=len(texts), choices=choices)
+            return [{"role": "user", "content": content}]
+
+        thoughts = [n.text.strip() for n in nodes]
+        prompt = render_within_context(ctx.engine, build, thoughts, VOTE_TOKENS)
+        # Votes are the model's verdicts, not answers: the request's stop strings, log-probs
+        # and length rules are for its answers.
+        options = ctx.options.replace(
+            max_tokens=VOTE_TOKENS,
+            stop=(),
+            include_stop=False,
+            logprobs=None,
+            min_tokens=0,
+            ignore_eos=False,
+        )
+        generations = await ctx.sample(self.params.votes, prompts=[prompt], options=options)
+        replies = [s for g in generations for s in g.sequences]
+        self.vote_tokens += sum(s.num_tokens for s in replies)
+        counts = [0] * len(nodes)
+        for reply in replies:
+            choice = parse_vote(reply.text, len(nodes))
+            if choice is None:
+                self.invalid_votes += 1
+            else:
+                counts[choice] += 1
+        valid = sum(counts)
+        for node, count in zip(nodes, counts, strict=True):
+            node.notes["votes"] = count
+            # No valid vote (or none sampled: budget) leaves the thoughts unvalued, not tied.
+            node.score = count / valid if valid else None
