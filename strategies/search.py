@@ -20,7 +20,7 @@ from ponder.server.engine import FinishReason, GeneratedSequence, SamplingOption
 from ponder.verifiers.base import Candidate, StepScore, Verifier
 
 from .answers import extract_answer
-from .base import RankedCandidate, StrategyContext, StrategyParams
+from .base import RankedCandidate, StrategyContext, StrategyInputError, StrategyParams
 
 __all__ = ["MAX_DEPTH", "Node", "SearchParams", "SearchTree"]
 
@@ -68,7 +68,8 @@ class Node:
         return nodes[::-1]
 
     def sequence(self) -> GeneratedSequence:
-        reason: FinishReason = self.finish_reason or "length"
+        # A solution the search did not finish was cut short, whatever ended its last step.
+        reason: FinishReason = (self.finish_reason or "length") if self.terminal else "length"
         return GeneratedSequence(self.text, self.token_ids, reason)
 
     def candidate(self) -> RankedCandidate:
@@ -90,6 +91,12 @@ class SearchTree:
         self.root = Node(next(self._ids), None, 0)
         self.nodes: list[Node] = [self.root]
         self.verifier: Verifier = ctx.verifier(params.verifier)
+        if self.verifier.needs_logprobs:
+            raise StrategyInputError(
+                f"verifier {params.verifier!r} reads token log-probs, which step-level searches "
+                "do not keep; choose another verifier",
+                "tts.verifier",
+            )
         self.step_options = ctx.options.replace(
             max_tokens=min(params.step_tokens, ctx.options.max_tokens),
             stop=(params.step_delimiter, *ctx.options.stop),

@@ -11,12 +11,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ponder.server.engine import Engine, SamplingOptions, TokenLogprob
+from ponder.server.prompting import render_within_context
 
 __all__ = ["JudgeQuestion", "YesNoJudge", "yes_probability"]
 
 _TOP_LOGPROBS = 20
-# Slack when re-tokenising a shortened field: BPE may merge differently at the cut.
-_TRIM_SLACK_TOKENS = 8
 
 
 def yes_probability(alternatives: Iterable[tuple[str, float]]) -> float:
@@ -66,20 +65,12 @@ class YesNoJudge:
         self.engine = engine
 
     def prompt(self, question: JudgeQuestion) -> list[int]:
-        ids = self.engine.render_chat(
-            [{"role": "user", "content": question.template.format(**question.fields)}]
-        )
-        overflow = len(ids) - (self.engine.max_model_len - 1)
-        if overflow <= 0:
-            return ids
-        trimmed = self.engine.encode(question.fields[question.trim])
-        fields = {
-            **question.fields,
-            question.trim: self.engine.decode(trimmed[overflow + _TRIM_SLACK_TOKENS :]),
-        }
-        return self.engine.render_chat(
-            [{"role": "user", "content": question.template.format(**fields)}]
-        )
+        def build(texts: list[str]) -> list[dict[str, str]]:
+            fields = {**question.fields, question.trim: texts[0]}
+            return [{"role": "user", "content": question.template.format(**fields)}]
+
+        # One token is generated: that is all the room the verdict needs.
+        return render_within_context(self.engine, build, [question.fields[question.trim]], 1)
 
     async def ask(
         self, questions: Sequence[JudgeQuestion], *, request_id: str
