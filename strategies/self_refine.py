@@ -122,6 +122,8 @@ class _Answer:
 class _Chain:
     answers: list[int]  # indices into the run's answers, oldest first
     critiques: list[str] = field(default_factory=list)
+    # Tokens each critique cost (0 for a verifier's verdict), so the trace accounts for them.
+    critique_tokens: list[int] = field(default_factory=list)
     stopped: StopReason | None = None
 
 
@@ -241,6 +243,7 @@ class _Refinement:
     async def _critique(self, chains: Sequence[_Chain]) -> list[str] | None:
         if self.p.critic == "verifier":
             critiques = [self._verdict(self._latest(c)) for c in chains]
+            costs = [0] * len(chains)
         else:
             prompts = [
                 self._prompt(CRITIQUE_PROMPT, {"answer": self._latest(c).text}, ["answer"])
@@ -250,11 +253,13 @@ class _Refinement:
             if generated is None:
                 return None
             critiques = [s.text for s in generated[0]]
+            costs = [s.num_tokens for s in generated[0]]
             if generated[1]:
                 # The deadline cut the critiques short: no time is left to rewrite.
                 self._stop(self.chains, "budget")
-        for chain, critique in zip(chains, critiques, strict=True):
+        for chain, critique, cost in zip(chains, critiques, costs, strict=True):
             chain.critiques.append(critique)
+            chain.critique_tokens.append(cost)
         return None if any(c.stopped for c in chains) else critiques
 
     def _verdict(self, answer: _Answer) -> str:
@@ -303,6 +308,7 @@ class _Refinement:
                     "candidates": c.answers,
                     "answers": [answers[i].text for i in c.answers],
                     "critiques": c.critiques,
+                    "critique_tokens": c.critique_tokens,
                     "scores": [answers[i].score for i in c.answers],
                 }
                 for c in self.chains

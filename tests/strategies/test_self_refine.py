@@ -74,6 +74,7 @@ async def test_critique_sees_the_answer_and_the_rewrite_sees_both() -> None:
     (history,) = result.details["history"]
     assert history["answers"] == [WRONG, RIGHT] and history["critiques"] == [CRITIQUE]
     assert history["scores"] == pytest.approx([0.2, 0.95])
+    assert history["critique_tokens"] == [len(CRITIQUE)]
     assert ctx.usage.completion_tokens == len(WRONG) + len(CRITIQUE) + len(RIGHT)
     assert ctx.usage.verifier_calls == 2 and ctx.usage.engine_calls == 3
 
