@@ -1,10 +1,10 @@
 """Ponder's `beam_search` against vLLM's own beam search, on one engine, same width and prompts.
 
 One process starts one vLLM engine and serves Ponder's API on it. For each problem it runs
-vLLM's online beam search (the implementation behind vLLM's OpenAI server, driven on the same
-`AsyncLLM`) and then the same search through Ponder's HTTP server, alternating, and prints total
-times, their ratio (Ponder / vLLM; below 1 means Ponder is faster) and how often the best beams
-agree.
+vLLM's online beam search (the implementation behind vLLM's OpenAI server, driven directly on
+the same `AsyncLLM`, no HTTP), then Ponder's strategy directly on the same engine, then the same
+search through Ponder's HTTP server, in turn, and prints total times, the ratios to vLLM (below 1
+means Ponder is faster) and how often the best beams agree.
 
     .venv/bin/python bench/beam_search.py [--problems 8] [--width 4] [--max-tokens 32]
 """
@@ -20,7 +20,11 @@ import uuid
 import httpx
 from common import addition_problems, served
 
+from ponder.server.engine import SamplingOptions
 from ponder.server.settings import Settings
+from ponder.strategies.base import Budget, BudgetParams, StrategyContext
+from ponder.strategies.beam_search import BeamSearch, BeamSearchParams
+from ponder.verifiers.base import Question
 
 
 async def vllm_beam_search(engine: object, prompt_ids: list[int], width: int, tokens: int) -> str:
@@ -42,9 +46,23 @@ async def vllm_beam_search(engine: object, prompt_ids: list[int], width: int, to
     return str(final.outputs[0].text)
 
 
+async def direct(engine: object, messages: list[dict], width: int, tokens: int) -> str:
+    """Ponder's strategy on the engine, without the HTTP server."""
+    ctx = StrategyContext(
+        engine=engine,  # type: ignore[arg-type]
+        verifiers={},
+        question=Question(tuple(messages)),
+        prompt_token_ids=engine.render_chat(messages),  # type: ignore[attr-defined]
+        options=SamplingOptions(max_tokens=tokens),
+        budget=Budget(BudgetParams()),
+    )
+    result = await BeamSearch(BeamSearchParams(strategy="beam_search", beam_width=width)).run(ctx)
+    return result.candidates[0].sequence.text
+
+
 async def run(args: argparse.Namespace) -> None:
     settings = Settings(port=args.port)
-    ours_s = theirs_s = 0.0
+    ours_s = theirs_s = direct_s = 0.0
     agree = 0
     async with (
         served(settings) as (engine, base),
@@ -55,6 +73,8 @@ async def run(args: argparse.Namespace) -> None:
             prompt_ids = engine.render_chat(messages)
             t0 = time.perf_counter()
             theirs = await vllm_beam_search(engine, prompt_ids, args.width, args.max_tokens)
+            td = time.perf_counter()
+            await direct(engine, messages, args.width, args.max_tokens)
             t1 = time.perf_counter()
             response = await client.post(
                 "/v1/chat/completions",
@@ -70,7 +90,8 @@ async def run(args: argparse.Namespace) -> None:
             ours = response.json()["choices"][0]["message"]["content"]
             if i == 0:  # warm-up for both
                 continue
-            theirs_s += t1 - t0
+            theirs_s += td - t0
+            direct_s += t1 - td
             ours_s += t2 - t1
             agree += ours == theirs
     print(f"\n{args.problems} problems, beam width {args.width}, {args.max_tokens} tokens")

@@ -52,6 +52,12 @@ class PonderMetrics:
             registry=r,
         )
         self.candidates = Counter("ponder_candidates", "Candidate answers explored.", s, registry=r)
+        self.expansions = Counter(
+            "ponder_search_expansions",
+            "Batched engine calls strategies made (a search expands one level per call).",
+            s,
+            registry=r,
+        )
         self.compute_tokens = Histogram(
             "ponder_compute_tokens_per_request",
             "Policy tokens generated plus verifier tokens, per request.",

@@ -174,6 +174,7 @@ class Serving:
         m.prompt_tokens.labels(name).inc(sum(c.usage.prompt_tokens for c in contexts))
         m.cached_prompt_tokens.labels(name).inc(sum(c.usage.cached_tokens for c in contexts))
         m.candidates.labels(name).inc(sum(len(o.result.candidates) for o in outcomes))
+        m.expansions.labels(name).inc(sum(c.usage.engine_calls for c in contexts))
         m.compute_tokens.labels(name).observe(generated + verifier_tokens)
         for c in contexts:
             if c.budget.exhausted is not None:

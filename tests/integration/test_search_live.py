@@ -62,6 +62,7 @@ def test_search_strategy_through_the_server(server: LiveServer, case: str) -> No
     before = server.metric(GENERATED)
     ok_before = server.metric("ponder_requests_total", strategy=strategy, status="ok")
     policy_before = server.metric("ponder_policy_tokens_total", strategy=strategy)
+    expansions_before = server.metric("ponder_search_expansions_total", strategy=strategy)
     raw = server.client.chat.completions.with_raw_response.create(
         model=MODEL,
         messages=QUESTION,
@@ -84,6 +85,9 @@ def test_search_strategy_through_the_server(server: LiveServer, case: str) -> No
     assert server.metric("ponder_requests_total", strategy=strategy, status="ok") == ok_before + 1
     assert server.metric("ponder_policy_tokens_total", strategy=strategy) == (
         policy_before + usage.completion_tokens
+    )
+    assert server.metric("ponder_search_expansions_total", strategy=strategy) == (
+        expansions_before + block["engine_calls"]
     )
 
 
