@@ -97,10 +97,12 @@ async def run(args: argparse.Namespace) -> None:
     print(f"\n{args.problems} problems, beam width {args.width}, {args.max_tokens} tokens")
     print("| implementation | total s | per problem s |")
     print("|---|---|---|")
-    print(f"| vLLM beam search | {theirs_s:.2f} | {theirs_s / args.problems:.2f} |")
+    print(f"| vLLM beam search (direct) | {theirs_s:.2f} | {theirs_s / args.problems:.2f} |")
+    print(f"| Ponder beam_search (direct) | {direct_s:.2f} | {direct_s / args.problems:.2f} |")
     print(f"| Ponder beam_search (HTTP) | {ours_s:.2f} | {ours_s / args.problems:.2f} |")
     print(
-        f"\nratio Ponder / vLLM: {ours_s / theirs_s:.3f}; best beams equal: {agree}/{args.problems}"
+        f"\nratio Ponder / vLLM: direct {direct_s / theirs_s:.3f}, through HTTP "
+        f"{ours_s / theirs_s:.3f}; best beams equal (HTTP vs vLLM): {agree}/{args.problems}"
     )
 
 
