@@ -2,9 +2,10 @@
 
 One process starts one vLLM engine and serves Ponder's API on it. For each problem it runs
 vLLM's online beam search (the implementation behind vLLM's OpenAI server, driven directly on
-the same `AsyncLLM`, no HTTP), then Ponder's strategy directly on the same engine, then the same
-search through Ponder's HTTP server, in turn, and prints total times, the ratios to vLLM (below 1
-means Ponder is faster) and how often the best beams agree.
+the same `AsyncLLM`, no HTTP), Ponder's strategy directly on the same engine, and the same search
+through Ponder's HTTP server, in an order that alternates from problem to problem. It prints
+total times, the ratios to vLLM (below 1 means Ponder is faster) and how often the best beams
+agree.
 
     .venv/bin/python bench/beam_search.py [--problems 8] [--width 4] [--max-tokens 32]
 """
@@ -71,29 +72,32 @@ async def run(args: argparse.Namespace) -> None:
         for i, question in enumerate(addition_problems(args.problems + 1, seed=3)):
             messages = [{"role": "user", "content": question}]
             prompt_ids = engine.render_chat(messages)
-            t0 = time.perf_counter()
-            theirs = await vllm_beam_search(engine, prompt_ids, args.width, args.max_tokens)
-            td = time.perf_counter()
-            await direct(engine, messages, args.width, args.max_tokens)
-            t1 = time.perf_counter()
-            response = await client.post(
-                "/v1/chat/completions",
-                json={
-                    "model": engine.model_name,
-                    "messages": messages,
-                    "max_completion_tokens": args.max_tokens,
-                    "tts": {"strategy": "beam_search", "beam_width": args.width},
-                },
-            )
-            t2 = time.perf_counter()
-            response.raise_for_status()
-            ours = response.json()["choices"][0]["message"]["content"]
-            if i == 0:  # warm-up for both
+            request = {
+                "model": engine.model_name,
+                "messages": messages,
+                "max_completion_tokens": args.max_tokens,
+                "tts": {"strategy": "beam_search", "beam_width": args.width},
+            }
+            # Coroutines, started one at a time below.
+            runs = {
+                "vllm": vllm_beam_search(engine, prompt_ids, args.width, args.max_tokens),
+                "direct": direct(engine, messages, args.width, args.max_tokens),
+                "http": client.post("/v1/chat/completions", json=request),
+            }
+            # Alternate who goes first, so that no side always meets a cold prefix cache.
+            order = list(runs) if i % 2 == 0 else list(reversed(runs))
+            took, results = {}, {}
+            for name in order:
+                started = time.perf_counter()
+                results[name] = await runs[name]
+                took[name] = time.perf_counter() - started
+            results["http"].raise_for_status()
+            if i == 0:  # warm-up for all three
                 continue
-            theirs_s += td - t0
-            direct_s += t1 - td
-            ours_s += t2 - t1
-            agree += ours == theirs
+            theirs_s += took["vllm"]
+            direct_s += took["direct"]
+            ours_s += took["http"]
+            agree += results["http"].json()["choices"][0]["message"]["content"] == results["vllm"]
     print(f"\n{args.problems} problems, beam width {args.width}, {args.max_tokens} tokens")
     print("| implementation | total s | per problem s |")
     print("|---|---|---|")
