@@ -22,6 +22,7 @@ from ponder.verifiers.base import StepScore
 
 from .answers import extract_answer
 from .base import RankedCandidate, Strategy, StrategyContext, StrategyParams, StrategyResult
+from .search import best_first
 
 __all__ = [
     "AGGREGATE_PROMPT",
@@ -91,11 +92,6 @@ class _Solution:
         }
 
 
-def _by_score(solutions: Sequence[_Solution]) -> list[_Solution]:
-    """Best first; unscored last; ties go to the older solution."""
-    return sorted(solutions, key=lambda s: (s.score is None, -(s.score or 0.0), s.id))
-
-
 class GraphOfThoughts(Strategy):
     name: ClassVar[str] = "graph_of_thoughts"
     description: ClassVar[str] = (
@@ -140,7 +136,7 @@ class GraphOfThoughts(Strategy):
         sampled = [s for g in generations for s in g.sequences]
         pool = add(sampled, "generate", 0, [()] * len(sampled))
         await score(pool)
-        pool = _by_score(pool)
+        pool = best_first(pool)
         rounds = 0
         while rounds < p.rounds and len(pool) >= p.merge and ctx.budget.exhausted is None:
             rounds += 1
@@ -160,7 +156,7 @@ class GraphOfThoughts(Strategy):
             if not new:
                 break
             await score(new)
-            pool = _by_score(pool + new)[: p.n]
+            pool = best_first(pool + new)[: p.n]
         for solution in pool:
             solution.notes["kept"] = True
 
@@ -176,7 +172,7 @@ class GraphOfThoughts(Strategy):
             )
             for s in graph
         ]
-        return StrategyResult(candidates, [s.id for s in _by_score(graph)], details)
+        return StrategyResult(candidates, [s.id for s in best_first(graph)], details)
 
     async def _aggregate(
         self, ctx: StrategyContext, options: SamplingOptions, chosen: Sequence[_Solution]

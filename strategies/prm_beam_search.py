@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
@@ -30,7 +29,7 @@ from .base import (
     StrategyParams,
     StrategyResult,
 )
-from .search import Node, SearchParams, SearchTree
+from .search import Node, SearchParams, SearchTree, best_first
 
 __all__ = ["PrmBeamSearch", "PrmBeamSearchParams"]
 
@@ -72,11 +71,6 @@ class _Beam:
     keep: int
     new: list[Node]
     subtree: int | None = None
-
-
-def _by_score(nodes: Sequence[Node]) -> list[Node]:
-    # Best first; unscored (budget) last; ties to the earlier node, so runs are deterministic.
-    return sorted(nodes, key=lambda n: (n.score is None, -(n.score or 0.0), n.id))
 
 
 class PrmBeamSearch(Strategy):
@@ -124,8 +118,8 @@ class PrmBeamSearch(Strategy):
                         node.notes["subtree"] = beam.subtree
             await self._score(tree, [n for b in beams for n in b.new])
             finished.extend(n for b in beams for n in b.new if n.terminal)
-            ranked = [_by_score([n for n in b.new if not n.terminal]) for b in beams]
-            frontier = _by_score([n for r in ranked for n in r])
+            ranked = [best_first([n for n in b.new if not n.terminal]) for b in beams]
+            frontier = best_first([n for r in ranked for n in r])
             # A spent budget shrinks or empties the next expansion: stop with the best so far.
             if not frontier or ctx.budget.exhausted is not None:
                 break
@@ -139,7 +133,7 @@ class PrmBeamSearch(Strategy):
             for beam, kept in zip(beams, kept_per_beam, strict=True):
                 beam.new = [c for _ in kept for c in next(children)]
             # If nothing more could be generated, the kept nodes are the best unfinished ones.
-            frontier = _by_score(parents)
+            frontier = best_first(parents)
             if any(b.new for b in beams):
                 levels += 1
         return await self._result(ctx, tree, finished, frontier, levels)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from pydantic import Field
 
@@ -22,11 +22,27 @@ from ponder.verifiers.base import Candidate, StepScore, Verifier
 from .answers import extract_answer
 from .base import RankedCandidate, StrategyContext, StrategyInputError, StrategyParams
 
-__all__ = ["MAX_DEPTH", "Node", "SearchParams", "SearchTree"]
+__all__ = ["MAX_DEPTH", "Node", "Scored", "SearchParams", "SearchTree", "best_first"]
 
 # Hard ceilings on the knobs every search shares; the server's caps bound their product.
 MAX_DEPTH = 64
 MAX_STEP_TOKENS = 4096
+
+
+class Scored(Protocol):
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def score(self) -> float | None: ...
+
+
+ScoredT = TypeVar("ScoredT", bound=Scored)
+
+
+def best_first(items: Sequence[ScoredT]) -> list[ScoredT]:
+    """Best score first; unscored (budget) last; ties to the earlier id, so runs repeat exactly."""
+    return sorted(items, key=lambda i: (i.score is None, -(i.score or 0.0), i.id))
 
 
 class SearchParams(StrategyParams):

@@ -19,7 +19,7 @@ from pydantic import Field
 from ponder.server.prompting import render_within_context
 
 from .base import Strategy, StrategyContext, StrategyParams, StrategyResult
-from .search import Node, SearchParams, SearchTree
+from .search import Node, SearchParams, SearchTree, best_first
 
 __all__ = [
     "VOTE_PROMPT",
@@ -74,11 +74,6 @@ def parse_vote(text: str, choices: int) -> int | None:
     return index if 0 <= index < choices else None
 
 
-def _by_value(nodes: Sequence[Node]) -> list[Node]:
-    """Best first; unvalued nodes last; ties go to the node proposed first."""
-    return sorted(nodes, key=lambda n: (n.score is None, -(n.score or 0.0), n.id))
-
-
 class TreeOfThoughts(Strategy):
     name: ClassVar[str] = "tree_of_thoughts"
     description: ClassVar[str] = (
@@ -127,7 +122,7 @@ class TreeOfThoughts(Strategy):
         if not nodes:
             # No solution was finished (budget): the best partial solutions, those not extended.
             nodes = [n for n in tree.nodes if n is not tree.root and not n.children]
-        ranked = _by_value(nodes)
+        ranked = best_first(nodes)
         if found is not None:
             ranked = [found, *(n for n in ranked if n is not found)]
         index = {n.id: i for i, n in enumerate(nodes)}
@@ -169,7 +164,7 @@ class _Search:
             for node in new:
                 if node.terminal:
                     node.notes["finished"] = True
-            ranked = _by_value([n for n in new if not n.terminal])
+            ranked = best_first([n for n in new if not n.terminal])
             for node in ranked[: p.breadth]:
                 node.notes["kept"] = True
             for node in ranked[p.breadth :]:
@@ -185,7 +180,7 @@ class _Search:
         (children,) = await self.tree.expand([node], p.proposals)
         self.expansions += 1
         await self.value(children)
-        order = _by_value(children)
+        order = best_first(children)
         node.notes["visit_order"] = [c.id for c in order]
         for child in order:
             if child.score is None or child.score < p.threshold:
