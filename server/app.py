@@ -11,6 +11,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from ponder.strategies.policy import PolicyError
 from ponder.verifiers.base import Verifier, VerifierError
 from ponder.verifiers.loading import check_gpu_shares, load_configured_verifiers
 
@@ -18,6 +19,7 @@ from .engine import Engine
 from .errors import install_error_handlers
 from .metrics import PonderMetrics
 from .model_store import DEFAULT_MODEL_NAME, prepare_default_model
+from .policies import PolicyStore, policy_check
 from .routers import router
 from .serving import Serving
 from .settings import Settings
@@ -80,6 +82,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own_engine = engine is None
         try:
+            # Read before the engine starts, so that a broken table fails in a second, not a minute.
+            policies = PolicyStore(settings.policy_table)
             active = engine if engine is not None else _checked_start(settings)
             policy_share = 0.0 if getattr(active, "cpu", True) else settings.gpu_memory_utilization
             loaded = (
@@ -89,7 +93,8 @@ def create_app(
                     active, settings.verifiers, policy_gpu_share=policy_share
                 )
             )
-        except VerifierError as exc:
+            policies.validate_with(policy_check(loaded, settings.max_tts_n))
+        except (VerifierError, PolicyError) as exc:
             logger.error("cannot start: %s", exc)
             raise
         metrics.build.info(
@@ -99,7 +104,7 @@ def create_app(
                 "model": active.model_name,
             }
         )
-        app.state.serving = Serving(active, loaded, settings, metrics)
+        app.state.serving = Serving(active, loaded, settings, metrics, policies)
         app.state.draining = False
         logger.info("serving %s with verifiers: %s", active.model_name, ", ".join(loaded))
         try:

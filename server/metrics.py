@@ -71,6 +71,12 @@ class PonderMetrics:
             [*s, "reason"],
             registry=r,
         )
+        self.difficulty_bins = Counter(
+            "ponder_difficulty_bin",
+            "compute_optimal requests by estimated difficulty bin and the strategy it chose.",
+            ["bin", "chosen_strategy"],
+            registry=r,
+        )
         v = ["verifier"]
         self.verifier_calls = Counter(
             "ponder_verifier_calls", "Candidates or steps scored by verifiers.", v, registry=r

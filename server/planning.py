@@ -8,7 +8,7 @@ never fit is refused before it reaches the engine.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ from ponder.strategies.base import (
     StrategyInputError,
     StrategyParams,
 )
+from ponder.strategies.policy import PolicyTable
 from ponder.strategies.registry import strategy_class
 from ponder.verifiers.base import Question, Verifier
 
@@ -73,11 +74,13 @@ class RequestPlanner:
         verifiers: Mapping[str, Verifier],
         settings: Settings,
         metrics: PonderMetrics,
+        policy: Callable[[], PolicyTable],
     ) -> None:
         self.engine = engine
         self.verifiers = verifiers
         self.settings = settings
         self.metrics = metrics
+        self.policy = policy
 
     def _resolve_strategy(self, req: ChatCompletionRequest | CompletionRequest) -> Strategy:
         model, _, suffix = req.model.partition("@")
@@ -103,12 +106,12 @@ class RequestPlanner:
         try:
             cls = strategy_class(tts["strategy"])
             params: StrategyParams = cls.Params.model_validate(tts)
+            return cls(params, policy=self.policy())
         except StrategyInputError as exc:
             param = "model" if suffix and not named else exc.param
             raise APIError(400, str(exc), param=param) from None
         except ValidationError as exc:
             raise validation_error(exc, prefix="tts") from None
-        return cls(params)
 
     def plan(
         self,
@@ -153,19 +156,19 @@ class RequestPlanner:
                 raise APIError(
                     400, f"verifier {name!r} is not loaded; loaded verifiers: {known}", param=param
                 )
-        candidates = max(params.candidates(), req.n)
+        explored = strategy.candidates()
+        candidates = max(explored, req.n)
         if candidates > s.max_tts_n:
-            param = "n" if req.n > params.candidates() else "tts.n"
+            param = "n" if req.n > explored else "tts.n"
             raise APIError(
                 400,
                 f"this request explores {candidates} candidates; the server allows {s.max_tts_n}",
                 param=param,
             )
-        if not strategy.streams_tokens and req.n > params.candidates():
+        if not strategy.streams_tokens and req.n > explored:
             raise APIError(
                 400,
-                f"n={req.n} choices cannot come from {params.candidates()} candidates; "
-                "raise tts.n or lower n",
+                f"n={req.n} choices cannot come from {explored} candidates; raise tts.n or lower n",
                 param="n",
             )
         planned = strategy.planned_tokens(max_tokens, req.n) * len(prompts)

@@ -24,6 +24,7 @@ from .engine import Engine, EngineError, EngineInputError
 from .errors import APIError, error_body
 from .metrics import PonderMetrics
 from .planning import PreparedRequest, RequestPlanner, parse_body
+from .policies import PolicyStore
 from .protocol import ChatCompletionRequest, CompletionRequest
 from .responses import Outcome, response_body, sse, usage_block
 from .settings import Settings
@@ -41,12 +42,14 @@ class Serving:
         verifiers: Mapping[str, Verifier],
         settings: Settings,
         metrics: PonderMetrics,
+        policies: PolicyStore | None = None,
     ) -> None:
         self.engine = engine
         self.verifiers = verifiers
         self.settings = settings
         self.metrics = metrics
-        self.planner = RequestPlanner(engine, verifiers, settings, metrics)
+        self.policies = policies or PolicyStore(None)
+        self.planner = RequestPlanner(engine, verifiers, settings, metrics, self.policies.current)
         self.admission = Admission(
             settings.max_concurrent_requests, settings.max_queued_requests, metrics
         )
@@ -179,6 +182,11 @@ class Serving:
         for c in contexts:
             if c.budget.exhausted is not None:
                 m.budget_exhausted.labels(name, c.budget.exhausted).inc()
+        for o in outcomes:
+            difficulty = o.result.details.get("difficulty")
+            if difficulty is not None:
+                chosen = o.result.details.get("chosen_strategy", "none")
+                m.difficulty_bins.labels(difficulty["bin"], chosen).inc()
 
 
 def _client_facing(exc: BaseException) -> APIError:

@@ -104,6 +104,11 @@ class Settings(BaseSettings):
         description="Extra verifiers: --verifier name=prm,family=qwen_prm,model=/path (repeat); "
         "PONDER_VERIFIERS takes a JSON list.",
     )
+    policy_table: Path | None = Field(
+        None,
+        description="compute_optimal's policy table (from `ponder calibrate`); re-read when the "
+        "file changes; default: the table shipped with Ponder.",
+    )
     keepalive_s: float = Field(
         5.0, gt=0, description="Seconds between SSE keep-alive comments while a search runs."
     )

@@ -12,7 +12,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,11 +27,15 @@ from ponder.verifiers.base import (
     Verifier,
 )
 
+if TYPE_CHECKING:
+    from .policy import PolicyTable
+
 __all__ = [
     "Budget",
     "BudgetParams",
     "BudgetReason",
     "RankedCandidate",
+    "ReusableSamples",
     "Scored",
     "Strategy",
     "StrategyContext",
@@ -170,6 +174,39 @@ class Usage:
             self.completion_tokens += g.generated_tokens
 
 
+# Drawing the rest of a partly reused batch shifts the seed, so it does not redraw the same samples.
+_REUSE_SEED_STRIDE = 7_919
+
+
+@dataclass
+class ReusableSamples:
+    """Full samples of the request already paid for (a difficulty probe), served before new ones.
+
+    A strategy that then samples the request's prompt with the same options gets these first,
+    so they are generated and counted once.
+    """
+
+    options: SamplingOptions
+    sequences: list[GeneratedSequence]
+    taken: int = 0
+
+    def serves(self, options: SamplingOptions) -> bool:
+        if self.taken >= len(self.sequences):
+            return False
+        wanted, have = options.logprobs, self.options.logprobs
+        if wanted is not None and (have is None or have < wanted):
+            return False
+        return options.replace(logprobs=None) == self.options.replace(logprobs=None)
+
+    def take(self, n: int) -> list[GeneratedSequence]:
+        taken = self.sequences[self.taken : self.taken + n]
+        self.taken += len(taken)
+        return taken
+
+    def unused(self) -> list[GeneratedSequence]:
+        return self.sequences[self.taken :]
+
+
 # (verifier name, candidates scored, tokens, seconds, step scores served from cache)
 VerifierObserver = Callable[[str, int, int, float, int], None]
 
@@ -189,6 +226,7 @@ class StrategyContext:
     usage: Usage = field(default_factory=Usage)
     scoring: ScoringOptions = DEFAULT_SCORING
     on_verifier_call: VerifierObserver | None = None
+    reusable: ReusableSamples | None = None
     # Numbers the engine and verifier calls of this request, so their engine ids never collide.
     _call_numbers: itertools.count[int] = field(default_factory=itertools.count, repr=False)
 
@@ -212,10 +250,31 @@ class StrategyContext:
     ) -> list[Generation]:
         """Sample `n` continuations of each prompt (default: the request's) in one engine call.
 
-        The budget may shrink `n` or the length; an empty list means nothing more fits.
+        Reusable samples of the request's prompt are served first, at no cost. The budget may
+        shrink `n` or the length; an empty list means nothing more fits.
         """
-        prompts = [self.prompt_token_ids] if prompts is None else prompts
         options = options or self.options
+        reused: list[GeneratedSequence] = []
+        if prompts is None and self.reusable is not None and self.reusable.serves(options):
+            reused = self.reusable.take(n)
+            n -= len(reused)
+            if options.seed is not None:
+                options = options.replace(seed=options.seed + _REUSE_SEED_STRIDE)
+        prompts = [self.prompt_token_ids] if prompts is None else prompts
+        generations = await self._generate(prompts, n, options) if n else []
+        if not reused:
+            return generations
+        if not generations:
+            return [Generation(tuple(reused), prompt_tokens=0)]
+        fresh = generations[0]
+        merged = Generation(
+            (*reused, *fresh.sequences), fresh.prompt_tokens, fresh.cached_tokens, fresh.interrupted
+        )
+        return [merged]
+
+    async def _generate(
+        self, prompts: Sequence[Sequence[int]], n: int, options: SamplingOptions
+    ) -> list[Generation]:
         if self.budget.past_deadline():
             return []
         n, max_tokens = self.budget.fit_samples(len(prompts), n, options.max_tokens)
@@ -302,12 +361,18 @@ class Strategy(ABC):
     # Whether `stream` yields tokens as they are generated (else the chosen answer is streamed).
     streams_tokens: ClassVar[bool] = False
 
-    def __init__(self, params: StrategyParams) -> None:
+    def __init__(self, params: StrategyParams, policy: PolicyTable | None = None) -> None:
         self.params = params
+        # The server's compute-optimal policy table; only `compute_optimal` reads it.
+        self.policy = policy
+
+    def candidates(self) -> int:
+        """Candidates this request explores at most (checked against the server's cap)."""
+        return self.params.candidates()
 
     def planned_tokens(self, max_tokens: int, choices: int) -> int:
         """Worst-case policy tokens for the server's cap; strategies with more work override."""
-        return max(self.params.candidates(), choices) * max_tokens
+        return max(self.candidates(), choices) * max_tokens
 
     @abstractmethod
     async def run(self, ctx: StrategyContext) -> StrategyResult:

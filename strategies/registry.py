@@ -23,6 +23,7 @@ STRATEGIES: dict[str, str] = {
     "tree_of_thoughts": "ponder.strategies.tree_of_thoughts:TreeOfThoughts",
     "graph_of_thoughts": "ponder.strategies.graph_of_thoughts:GraphOfThoughts",
     "self_refine": "ponder.strategies.self_refine:SelfRefine",
+    "compute_optimal": "ponder.strategies.compute_optimal:ComputeOptimal",
 }
 
 

@@ -137,6 +137,17 @@ ERROR_CASES = [
     case("n-over-candidates", chat(n=3, tts=best_of_n(2)), "n"),
     case("unknown-verifier", chat(tts=best_of_n(verifier="nope")), "tts.verifier"),
     case(
+        "unknown-difficulty-bin",
+        chat(tts={"strategy": "compute_optimal", "difficulty": "extreme"}),
+        "tts.difficulty",
+    ),
+    case(
+        "compute-optimal-cap",
+        chat(tts={"strategy": "compute_optimal"}),
+        "tts.n",
+        settings={"max_tts_n": 8},
+    ),
+    case(
         "context-length",
         chat("x" * 100),
         "messages",
@@ -372,6 +383,54 @@ def test_metrics_count_requests_tokens_and_verifier_calls() -> None:
     assert after[verifier] == data["tts"]["verifier_calls"] == 3
     assert after[("ponder_candidates_total", (("strategy", "best_of_n"),))] == 3
     assert after[("ponder_requests_running", ())] == 0.0
+
+
+def test_compute_optimal_reports_difficulty_in_tts_and_metrics(tmp_path: Any) -> None:
+    path = tmp_path / "policy.json"
+    path.write_text(
+        json.dumps(
+            {
+                "name": "two-bins",
+                "probe": {"n": 3},
+                "bins": [
+                    {
+                        "name": "easy",
+                        "max_difficulty": 0.4,
+                        "options": [{"tts": {"strategy": "none"}}],
+                    },
+                    {
+                        "name": "hard",
+                        "max_difficulty": 1.0,
+                        "options": [{"tts": {"strategy": "self_consistency", "n": 5}}],
+                    },
+                ],
+            }
+        )
+    )
+    engine = ScriptedEngine(texts=["5", "6", "7", "8", "8"])
+    with serve(engine, policy_table=path) as (client, _):
+        data = client.post(CHAT, json=chat(tts={"strategy": "compute_optimal"})).json()
+        after = metric_samples(client.get("/metrics").text)
+    tts = data["tts"]
+    assert tts["strategy"] == "compute_optimal"
+    assert tts["difficulty"] == {"estimate": pytest.approx(2 / 3), "bin": "hard", "source": "probe"}
+    assert tts["chosen_strategy"] == "self_consistency"
+    assert tts["policy"] == {"name": "two-bins", "version": 1}
+    assert data["choices"][0]["message"]["content"] == "8"
+    # The probe's 3 samples are 3 of the 5 votes: 5 tokens in all, not 8.
+    assert data["usage"]["completion_tokens"] == 5
+    key = (
+        "ponder_difficulty_bin_total",
+        (("bin", "hard"), ("chosen_strategy", "self_consistency")),
+    )
+    assert after[key] == 1.0
+
+
+def test_a_broken_policy_table_stops_start_up(tmp_path: Any) -> None:
+    path = tmp_path / "policy.json"
+    path.write_text('{"bins": []}')
+    with pytest.raises(Exception, match="at least 1 item"), serve(policy_table=path):
+        pass
 
 
 def test_health_ready_and_models() -> None:
