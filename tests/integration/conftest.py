@@ -17,6 +17,7 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from ponder.strategies.policy import default_policy
 from tests.verifiers import tiny_models
 
 MODEL = "smollm2-135m-instruct"
@@ -41,6 +42,8 @@ class LiveServer:
     base_url: str
     log: Path
     models: Path
+    # The server's --policy-table: the shipped table at start, rewritten by the calibration test.
+    policy_table: Path
 
     @property
     def client(self) -> openai.OpenAI:
@@ -96,8 +99,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         {"name": VLLM_PRM, "family": "qwen_prm", "model": str(pooled)},
         {"name": VLLM_ORM, "family": "orm", "model": str(classifier)},
     ]
+    policy_table = tmp_path_factory.mktemp("policy") / "policy.json"
+    policy_table.write_text(default_policy().model_dump_json(exclude_none=True))
     env = {
         **os.environ,
+        "PONDER_POLICY_TABLE": str(policy_table),
         "PONDER_VERIFIERS": json.dumps(verifiers),
         "PONDER_MAX_MODEL_LEN": "2048",
         "PONDER_MAX_CONCURRENT_REQUESTS": "32",
@@ -120,7 +126,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
             if time.monotonic() > deadline:
                 pytest.fail(f"the server was not ready in time:\n{log.read_text()[-4000:]}")
             time.sleep(1)
-        yield LiveServer(base_url, log, models)
+        yield LiveServer(base_url, log, models, policy_table)
     finally:
         process.terminate()
         try:

@@ -1,0 +1,38 @@
+"""A Ponder server on an engine in this process, for `ponder eval --serve` and the benchmarks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from ponder.server.engine import Engine
+from ponder.server.settings import Settings
+
+__all__ = ["served"]
+
+
+@asynccontextmanager
+async def served(settings: Settings) -> AsyncIterator[tuple[Engine, str]]:
+    """Start the engine, serve the API on it, yield (engine, base URL), then stop both."""
+    import uvicorn
+
+    from ponder.server.app import create_app, start_engine
+
+    engine = start_engine(settings)
+    app = create_app(settings, engine=engine)
+    config = uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning")
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            serving.result()  # start-up failed: raise its error
+        await asyncio.sleep(0.1)
+    try:
+        yield engine, f"http://127.0.0.1:{settings.port}"
+    finally:
+        server.should_exit = True
+        await serving
+        shutdown = getattr(engine, "shutdown", None)
+        if shutdown is not None:
+            shutdown()
