@@ -163,9 +163,12 @@ def option_params(tts: dict[str, Any], **request: Any) -> StrategyParams:
     except StrategyInputError as exc:
         raise PolicyError(str(exc)) from None
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise PolicyError(f"option {name!r}: {where}: {first['msg']}") from None
+        raise PolicyError(f"option {name!r}: {_first_error(exc)}") from None
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
 
 
 def load_policy(path: Path) -> PolicyTable:
@@ -183,9 +186,7 @@ def parse_policy(text: str, source: str = "policy table") -> PolicyTable:
     try:
         return PolicyTable.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise PolicyError(f"{source}: {where}: {first['msg']}") from None
+        raise PolicyError(f"{source}: {_first_error(exc)}") from None
 
 
 @cache
