@@ -14,7 +14,7 @@ import asyncio
 import dataclasses
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .answers import extract_answer, tally
 from .base import (
@@ -44,6 +44,13 @@ class ComputeOptimalParams(StrategyParams):
     probe_only: bool = Field(
         False, description="Run only the probe: answer by its vote and report the difficulty."
     )
+
+    @field_validator("difficulty", mode="before")
+    @classmethod
+    def _not_a_bool(cls, value: object) -> object:
+        if isinstance(value, bool):
+            raise ValueError("a difficulty hint is a number in [0, 1] or a bin name")
+        return value
 
 
 class ComputeOptimal(Strategy):

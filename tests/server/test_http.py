@@ -142,6 +142,11 @@ ERROR_CASES = [
         "tts.difficulty",
     ),
     case(
+        "boolean-difficulty",
+        chat(tts={"strategy": "compute_optimal", "difficulty": True}),
+        "tts.difficulty",
+    ),
+    case(
         "compute-optimal-cap",
         chat(tts={"strategy": "compute_optimal"}),
         "tts.n",
