@@ -33,8 +33,9 @@ DEFAULT_EVAL = [
     EvalConfig("self_consistency@16", {"strategy": "self_consistency", "n": 16}),
     EvalConfig("compute_optimal", {"strategy": "compute_optimal"}),
 ]
+# Not `none`: inside compute_optimal it would answer with one of the probe's samples, which is
+# not the greedy answer `eval` measures for it.
 DEFAULT_CANDIDATES = [
-    EvalConfig("none", {"strategy": "none"}),
     EvalConfig("self_consistency@8", {"strategy": "self_consistency", "n": 8}),
     EvalConfig("self_consistency@16", {"strategy": "self_consistency", "n": 16}),
     EvalConfig(
