@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 out=${OUT:-bench/results/compute_optimal}
 ponder=.venv/bin/ponder
 mkdir -p "$out"
-common=(--serve --port "${PORT:-8799}" --no-progress --concurrency 8 --max-tokens 64 --temperature 0.8)
+common=(--serve --port "${PORT:-0}" --no-progress --concurrency 8 --max-tokens 64 --temperature 0.8)
 sets() {  # one-digit pairs, one-digit triples, two-digit pairs; seeds from $1
   echo "--dataset rg:chain_sum?size=20&seed=${1}1&min_terms=2&max_terms=2&min_digits=1&max_digits=1"
   echo "--dataset rg:chain_sum?size=20&seed=${1}2&min_terms=3&max_terms=3&min_digits=1&max_digits=1"

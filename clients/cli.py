@@ -96,7 +96,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="Start a server in this process (configured by PONDER_ variables) instead.",
     )
-    server.add_argument("--port", type=int, default=8799, help="Port for --serve.")
+    server.add_argument(
+        "--port", type=int, default=0, help="Port for --serve (default 0: any free port)."
+    )
     server.add_argument("--model", default=None, help="Model id to request; default: the served.")
     server.add_argument("--api-key", default=os.environ.get("PONDER_API_KEY"))
     server.add_argument("--concurrency", type=int, default=4, help="Requests in flight at once.")

@@ -28,8 +28,10 @@ async def served(settings: Settings) -> AsyncIterator[tuple[Engine, str]]:
         if serving.done():
             serving.result()  # start-up failed: raise its error
         await asyncio.sleep(0.1)
+    # Port 0 asks the system for a free one; the socket says which it gave.
+    port = server.servers[0].sockets[0].getsockname()[1] if settings.port == 0 else settings.port
     try:
-        yield engine, f"http://127.0.0.1:{settings.port}"
+        yield engine, f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         await serving

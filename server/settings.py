@@ -63,8 +63,9 @@ class Settings(BaseSettings):
     gpu_memory_utilization: float = Field(
         0.85, gt=0, le=1, description="Share of GPU memory the policy engine may use (GPU only)."
     )
-    cpu_kv_cache_gib: float = Field(
-        2.0, gt=0, description="KV cache GiB on the CPU build (sets VLLM_CPU_KVCACHE_SPACE)."
+    # Whole GiB: vLLM parses VLLM_CPU_KVCACHE_SPACE as an integer and fails to start on "0.5".
+    cpu_kv_cache_gib: int = Field(
+        2, ge=1, description="KV cache GiB on the CPU build (sets VLLM_CPU_KVCACHE_SPACE)."
     )
     block_size: int | None = Field(
         None,

@@ -148,7 +148,7 @@ class VLLMEngine:
         if cpu:
             # The CPU build sizes its KV cache from the first NUMA node and refuses to start at
             # vLLM's default share; an explicit size always works.
-            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{settings.cpu_kv_cache_gib:g}")
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(settings.cpu_kv_cache_gib))
         enforce_eager = settings.enforce_eager if settings.enforce_eager is not None else cpu
         block_size = settings.block_size or (_CPU_BLOCK_SIZE if cpu else None)
         args = AsyncEngineArgs(

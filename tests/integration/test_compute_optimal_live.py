@@ -7,6 +7,7 @@ server's --policy-table file and checks that the next request uses the new table
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -130,3 +131,20 @@ def test_calibrate_writes_a_table_the_server_then_uses(server: LiveServer, tmp_p
     assert tts["policy"]["name"] == "it-calibrated"
     chosen_bin = table.bin_named(tts["difficulty"]["bin"])
     assert chosen_bin is not None and tts["chosen_params"] == chosen_bin.choose(None).tts
+
+
+def test_eval_can_start_its_own_server(tmp_path: Path) -> None:
+    dataset = tmp_path / "additions.jsonl"
+    dataset.write_text("".join(json.dumps(p) + "\n" for p in PROBLEMS[:2]))
+    out = tmp_path / "eval"
+    command = [
+        sys.executable, "-m", "ponder.server.cli", "eval", "--serve", "--port", "0",
+        "--no-progress", "--dataset", str(dataset), "--strategy", 'none={"strategy": "none"}',
+        "--max-tokens", "8", "--output", str(out),
+    ]  # fmt: skip
+    env = {**os.environ, "PONDER_CPU_KV_CACHE_GIB": "1", "PONDER_MAX_MODEL_LEN": "512"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["problem_id"] for r in rows] == ["add-1", "add-2"]
+    assert all(r["error"] is None and r["generated_tokens"] >= 1 for r in rows)

@@ -36,6 +36,9 @@ def test_bad_flag_values_are_refused(capsys) -> None:
         _settings(build_parser().parse_args(["serve", "--dtype", "int4"]))
     with pytest.raises(ValueError):
         _settings(build_parser().parse_args(["serve", "--max-tts-n", "0"]))
+    # vLLM reads the CPU KV cache size as whole GiB and would fail at start on a fraction.
+    with pytest.raises(SystemExit):
+        _settings(build_parser().parse_args(["serve", "--cpu-kv-cache-gib", "0.5"]))
 
 
 def test_missing_model_package_is_a_clear_error(monkeypatch, tmp_path: Path) -> None:
