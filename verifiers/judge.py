@@ -6,6 +6,7 @@ a graded score rather than a coin flip, and costs one prefill per question.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -78,7 +79,8 @@ class YesNoJudge:
         """P(Yes) for each question, and the tokens the judge processed."""
         if not questions:
             return [], 0
-        prompts = [self.prompt(q) for q in questions]
+        # Chat templates and tokenizers block: render off the event loop.
+        prompts = await asyncio.to_thread(lambda: [self.prompt(q) for q in questions])
         options = SamplingOptions(max_tokens=1, temperature=0.0, logprobs=_TOP_LOGPROBS)
         generations = await self.engine.generate(prompts, options, n=1, request_id=request_id)
         probabilities = []
