@@ -25,22 +25,17 @@ import os
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .engine import (
     EngineError,
     EngineInputError,
-    FinishReason,
-    GeneratedSequence,
     Generation,
     SamplingOptions,
     StreamDelta,
-    TokenLogprob,
 )
 from .settings import Settings
-
-if TYPE_CHECKING:
-    from vllm.outputs import CompletionOutput
+from .vllm_convert import finish_reason, generation, sampling_params, token_logprobs
 
 __all__ = ["VLLMEngine", "is_cpu_build", "vllm_version"]
 
@@ -48,20 +43,6 @@ logger = logging.getLogger(__name__)
 
 _CPU_BLOCK_SIZE = 32
 _SHORT_REQUEST_TOKENS = 16
-
-
-def _sampling_defaults() -> dict[str, Any]:
-    import msgspec
-    from vllm import SamplingParams
-
-    return {
-        f.name: f.default
-        for f in msgspec.structs.fields(SamplingParams)
-        if f.default is not msgspec.NODEFAULT
-    }
-
-
-_DEFAULTS: dict[str, Any] = {}
 
 
 def vllm_version() -> str:
@@ -75,48 +56,6 @@ def is_cpu_build() -> bool:
     from vllm.platforms import current_platform
 
     return bool(current_platform.is_cpu())
-
-
-def _finish_reason(output: CompletionOutput) -> FinishReason:
-    if output.finish_reason in ("stop", "length"):
-        return output.finish_reason  # type: ignore[return-value]
-    return "abort"
-
-
-def _token_logprobs(output: CompletionOutput, start: int = 0) -> tuple[TokenLogprob, ...] | None:
-    if output.logprobs is None:
-        return None
-    result = []
-    for token_id, alternatives in zip(
-        list(output.token_ids)[start:], list(output.logprobs)[start:], strict=False
-    ):
-        if alternatives is None:
-            continue
-        chosen = alternatives[token_id]
-        ranked = sorted(
-            (a for a in alternatives.items() if a[1].rank is not None and a[1].rank > 0),
-            key=lambda item: item[1].rank or 0,
-        )
-        result.append(
-            TokenLogprob(
-                token_id=token_id,
-                token=chosen.decoded_token or "",
-                logprob=float(chosen.logprob),
-                top=tuple((tid, lp.decoded_token or "", float(lp.logprob)) for tid, lp in ranked),
-            )
-        )
-    return tuple(result)
-
-
-def _sequence(output: CompletionOutput, *, interrupted: bool = False) -> GeneratedSequence:
-    return GeneratedSequence(
-        text=output.text,
-        token_ids=tuple(output.token_ids),
-        finish_reason="abort" if interrupted else _finish_reason(output),
-        logprobs=_token_logprobs(output),
-        cumulative_logprob=output.cumulative_logprob,
-        stop_reason=output.stop_reason if isinstance(output.stop_reason, str) else None,
-    )
 
 
 class VLLMEngine:
@@ -195,44 +134,7 @@ class VLLMEngine:
     # -- generation ----------------------------------------------------------------------------
 
     def _params(self, options: SamplingOptions, n: int, kind: Any) -> Any:
-        from vllm import SamplingParams
-
-        if not _DEFAULTS:
-            _DEFAULTS.update(_sampling_defaults())
-        try:
-            return self._sampling_params(SamplingParams, options, n, kind)
-        except ValueError as exc:  # vLLM's validation errors are ValueErrors
-            raise EngineInputError(f"invalid sampling parameters: {exc}") from exc
-
-    def _sampling_params(self, factory: Any, options: SamplingOptions, n: int, kind: Any) -> Any:
-        wanted = {
-            "n": n,
-            "max_tokens": options.max_tokens,
-            "temperature": options.temperature,
-            "top_p": options.top_p,
-            "top_k": max(options.top_k, 0),
-            "min_p": options.min_p,
-            "presence_penalty": options.presence_penalty,
-            "frequency_penalty": options.frequency_penalty,
-            "repetition_penalty": options.repetition_penalty,
-            "stop": list(options.stop) or None,
-            "logprobs": options.logprobs,
-            "seed": options.seed if self.supports_seed else None,
-            "min_tokens": options.min_tokens,
-            "ignore_eos": options.ignore_eos,
-            "include_stop_str_in_output": options.include_stop,
-            "detokenize": options.detokenize,
-            "output_kind": kind,
-            # vLLM deep-copies a request's parameters unless told it may copy them shallowly;
-            # the deep copy was about a tenth of the time between two submissions. Shallow is
-            # enough: vLLM sets fields on its copy, and the one container it changes in place
-            # (the stop token set) only gains the model's EOS ids, the same for every request.
-            "skip_clone": True,
-        }
-        # Only what differs from vLLM's defaults: explicitly passed defaults were measured to
-        # slow the engine's steps by about 5% (bench/beam_search.py).
-        # Fields this vLLM lacks (`skip_clone` is recent) are left out rather than refused.
-        return factory(**{k: v for k, v in wanted.items() if k in _DEFAULTS and v != _DEFAULTS[k]})
+        return sampling_params(options, n, kind, seeded=self.supports_seed)
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -343,29 +245,9 @@ class VLLMEngine:
         finally:
             self._running.difference_update(ids)
         return [
-            self._generation(out, len(prompt), n, interrupted)
+            generation(out, len(prompt), n, interrupted)
             for out, prompt in zip(latest, prompts, strict=True)
         ]
-
-    @staticmethod
-    def _generation(state: Any, prompt_len: int, n: int, interrupted: bool) -> Generation:
-        if state is None:
-            empty = GeneratedSequence(text="", token_ids=(), finish_reason="abort")
-            return Generation((empty,) * n, prompt_tokens=prompt_len, interrupted=True)
-        out, by_index = state
-        sequences = tuple(
-            # A sample that finished before the deadline is whole, whatever its siblings did.
-            _sequence(by_index[i], interrupted=interrupted and by_index[i].finish_reason is None)
-            if i in by_index
-            else GeneratedSequence(text="", token_ids=(), finish_reason="abort")
-            for i in range(n)
-        )
-        return Generation(
-            sequences,
-            prompt_tokens=len(out.prompt_token_ids or ()) or prompt_len,
-            cached_tokens=int(out.num_cached_tokens or 0),
-            interrupted=interrupted and not out.finished,
-        )
 
     async def stream(
         self, prompt: Sequence[int], options: SamplingOptions, *, n: int = 1, request_id: str
@@ -382,8 +264,8 @@ class VLLMEngine:
                         index=o.index,
                         text=o.text,
                         token_ids=tuple(o.token_ids),
-                        logprobs=_token_logprobs(o),
-                        finish_reason=_finish_reason(o) if o.finish_reason else None,
+                        logprobs=token_logprobs(o),
+                        finish_reason=finish_reason(o) if o.finish_reason else None,
                     )
                 if out.finished:
                     finished = True

@@ -1,0 +1,140 @@
+"""Our engine types to vLLM's and back: sampling parameters in, completion outputs out.
+
+Kept apart from `vllm_engine.py` so that the engine wrapper is about submitting and collecting
+requests, and the field-by-field mapping (with its measured reasons) can be read on its own.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .engine import (
+    EngineInputError,
+    FinishReason,
+    GeneratedSequence,
+    Generation,
+    SamplingOptions,
+    TokenLogprob,
+)
+
+if TYPE_CHECKING:
+    from vllm.outputs import CompletionOutput
+
+__all__ = ["finish_reason", "generation", "sampling_params", "sequence", "token_logprobs"]
+
+# vLLM's SamplingParams defaults by field, read once from the class.
+_DEFAULTS: dict[str, Any] = {}
+
+
+def _sampling_defaults() -> dict[str, Any]:
+    import msgspec
+    from vllm import SamplingParams
+
+    return {
+        f.name: f.default
+        for f in msgspec.structs.fields(SamplingParams)
+        if f.default is not msgspec.NODEFAULT
+    }
+
+
+def sampling_params(options: SamplingOptions, n: int, kind: Any, *, seeded: bool) -> Any:
+    """vLLM's SamplingParams for `options`; vLLM's refusals become EngineInputError."""
+    from vllm import SamplingParams
+
+    if not _DEFAULTS:
+        _DEFAULTS.update(_sampling_defaults())
+    wanted = {
+        "n": n,
+        "max_tokens": options.max_tokens,
+        "temperature": options.temperature,
+        "top_p": options.top_p,
+        "top_k": max(options.top_k, 0),
+        "min_p": options.min_p,
+        "presence_penalty": options.presence_penalty,
+        "frequency_penalty": options.frequency_penalty,
+        "repetition_penalty": options.repetition_penalty,
+        "stop": list(options.stop) or None,
+        "logprobs": options.logprobs,
+        "seed": options.seed if seeded else None,
+        "min_tokens": options.min_tokens,
+        "ignore_eos": options.ignore_eos,
+        "include_stop_str_in_output": options.include_stop,
+        "detokenize": options.detokenize,
+        "output_kind": kind,
+        # vLLM deep-copies a request's parameters unless told it may copy them shallowly; the
+        # deep copy was about a tenth of the time between two submissions. Shallow is enough:
+        # vLLM sets fields on its copy, and the one container it changes in place (the stop
+        # token set) only gains the model's EOS ids, the same for every request.
+        "skip_clone": True,
+    }
+    # Only what differs from vLLM's defaults: explicitly passed defaults were measured to slow
+    # the engine's steps by about 5% (bench/beam_search.py). Fields this vLLM lacks
+    # (`skip_clone` is recent) are left out rather than refused.
+    changed = {k: v for k, v in wanted.items() if k in _DEFAULTS and v != _DEFAULTS[k]}
+    try:
+        return SamplingParams(**changed)
+    except ValueError as exc:  # vLLM's validation errors are ValueErrors
+        raise EngineInputError(f"invalid sampling parameters: {exc}") from exc
+
+
+def finish_reason(output: CompletionOutput) -> FinishReason:
+    if output.finish_reason in ("stop", "length"):
+        return output.finish_reason  # type: ignore[return-value]
+    return "abort"
+
+
+def token_logprobs(output: CompletionOutput, start: int = 0) -> tuple[TokenLogprob, ...] | None:
+    if output.logprobs is None:
+        return None
+    result = []
+    for token_id, alternatives in zip(
+        list(output.token_ids)[start:], list(output.logprobs)[start:], strict=False
+    ):
+        if alternatives is None:
+            continue
+        chosen = alternatives[token_id]
+        ranked = sorted(
+            (a for a in alternatives.items() if a[1].rank is not None and a[1].rank > 0),
+            key=lambda item: item[1].rank or 0,
+        )
+        result.append(
+            TokenLogprob(
+                token_id=token_id,
+                token=chosen.decoded_token or "",
+                logprob=float(chosen.logprob),
+                top=tuple((tid, lp.decoded_token or "", float(lp.logprob)) for tid, lp in ranked),
+            )
+        )
+    return tuple(result)
+
+
+def sequence(output: CompletionOutput, *, interrupted: bool = False) -> GeneratedSequence:
+    return GeneratedSequence(
+        text=output.text,
+        token_ids=tuple(output.token_ids),
+        finish_reason="abort" if interrupted else finish_reason(output),
+        logprobs=token_logprobs(output),
+        cumulative_logprob=output.cumulative_logprob,
+        stop_reason=output.stop_reason if isinstance(output.stop_reason, str) else None,
+    )
+
+
+def generation(state: Any, prompt_len: int, n: int, interrupted: bool) -> Generation:
+    """One prompt's Generation from (its latest RequestOutput, its samples by index), or None."""
+    if state is None:
+        empty = GeneratedSequence(text="", token_ids=(), finish_reason="abort")
+        return Generation((empty,) * n, prompt_tokens=prompt_len, interrupted=True)
+    out, by_index = state
+    sequences = tuple(
+        # A sample that finished before the deadline is whole, whatever its siblings did.
+        sequence(by_index[i], interrupted=interrupted and by_index[i].finish_reason is None)
+        if i in by_index
+        else GeneratedSequence(text="", token_ids=(), finish_reason="abort")
+        for i in range(n)
+    )
+    return Generation(
+        sequences,
+        prompt_tokens=len(out.prompt_token_ids or ()) or prompt_len,
+        cached_tokens=int(out.num_cached_tokens or 0),
+        interrupted=interrupted and not out.finished,
+    )
