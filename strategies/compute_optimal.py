@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
@@ -78,20 +79,22 @@ class ComputeOptimal(Strategy):
                 "tts.probe_only runs the probe, which a difficulty hint skips", "tts.difficulty"
             )
 
+    @functools.cached_property
     def _options(self) -> list[Strategy]:
+        """Every option of the table as a strategy, for the server's caps (built once)."""
         return [
             strategy_class(o.strategy)(option_params(o.tts), self.policy)
             for o in self.table.options()
         ]
 
     def candidates(self) -> int:
-        return max(self.table.probe.n, *(s.candidates() for s in self._options()))
+        return max(self.table.probe.n, *(s.candidates() for s in self._options))
 
     def planned_tokens(self, max_tokens: int, choices: int) -> int:
         probe = self.table.probe.n * max_tokens
         if self.params.probe_only:
             return probe
-        return probe + max(s.planned_tokens(max_tokens, choices) for s in self._options())
+        return probe + max(s.planned_tokens(max_tokens, choices) for s in self._options)
 
     async def run(self, ctx: StrategyContext) -> StrategyResult:
         p, table = self.params, self.table
