@@ -64,7 +64,7 @@ class StepJudgeVerifier(ProcessVerifier):
                 if prefix in index:
                     continue
                 index[prefix] = len(asked)
-                previous = "\n\n".join(steps[:k]) or "(nothing yet)"
+                previous = options.step_delimiter.join(steps[:k]) or "(nothing yet)"
                 fields = {"question": question.text, "previous": previous, "step": step}
                 asked.append(JudgeQuestion(STEP_PROMPT, fields, "previous"))
         verdicts, tokens = await self._judge.ask(asked, request_id=request_id)

@@ -82,11 +82,17 @@ class TransformersScorer:
             # Batched classification finds each sequence's last token through the pad id.
             model.config.pad_token_id = self.tokenizer.pad_token_id or self.tokenizer.eos_token_id
         self.model = model.to(self.device).eval()
-        self._pad_id = int(
-            self.tokenizer.pad_token_id
-            if self.tokenizer.pad_token_id is not None
-            else (model.config.pad_token_id or 0)
-        )
+        if head == "sequence_classification":
+            # The head finds each row's last token as the last one that is not its config's pad
+            # id: padding with any other id would read shorter rows' scores from their padding,
+            # so a score would depend on what it was batched with.
+            self._pad_id = int(model.config.pad_token_id)
+        else:
+            self._pad_id = int(
+                self.tokenizer.pad_token_id
+                if self.tokenizer.pad_token_id is not None
+                else (model.config.pad_token_id or 0)
+            )
         self._runner: BatchRunner[LogitRequest, Any] = BatchRunner(self._forward, max_batch)
 
     @property
