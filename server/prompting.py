@@ -7,12 +7,16 @@ conclusion or the newest step, which is what the model is asked about.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from .engine import Engine
 
-__all__ = ["ELIDED", "render_within_context"]
+__all__ = ["ELIDED", "Build", "render_all", "render_within_context"]
+
+# Makes the chat messages of a prompt from the texts it quotes.
+Build = Callable[[list[str]], list[dict[str, Any]]]
 
 # Marks a text cut to fit.
 ELIDED = "..."
@@ -33,10 +37,7 @@ def _water_level(lengths: Sequence[int], allowed: int) -> int:
 
 
 def render_within_context(
-    engine: Engine,
-    build: Callable[[list[str]], list[dict[str, Any]]],
-    texts: Sequence[str],
-    room: int,
+    engine: Engine, build: Build, texts: Sequence[str], room: int
 ) -> list[int]:
     """The chat `build(texts)` rendered so that `room` tokens still fit in the model's context,
     the longest texts cut from their start as far as needed (and as far as cutting can)."""
@@ -54,3 +55,13 @@ def render_within_context(
         for t, e in zip(texts, encoded, strict=True)
     ]
     return engine.render_chat(build(cut))
+
+
+async def render_all(
+    engine: Engine, prompts: Sequence[tuple[Build, Sequence[str]]], room: int
+) -> list[list[int]]:
+    """`render_within_context` for every (build, texts), in one worker thread: chat templates
+    and tokenizers block, and these prompts quote whole answers."""
+    return await asyncio.to_thread(
+        lambda: [render_within_context(engine, build, texts, room) for build, texts in prompts]
+    )

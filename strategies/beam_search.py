@@ -9,6 +9,7 @@ vLLM does. The scores are those log-prob ratios, not verifier probabilities.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -97,7 +98,10 @@ class BeamSearch(Strategy):
                 break
         prompt_len = len(ctx.prompt_token_ids)
         best = sorted([*complete, *beams], key=lambda b: -self._score(b, prompt_len))[:width]
-        candidates = [self._candidate(ctx, b, prompt_len) for b in best]
+        # Detokenising blocks: off the event loop.
+        candidates = await asyncio.to_thread(
+            lambda: [self._candidate(ctx, b, prompt_len) for b in best]
+        )
         details = {"steps": steps, "complete": len(complete)}
         return StrategyResult(candidates, list(range(len(candidates))), details)
 

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from ponder.server.engine import GeneratedSequence, SamplingOptions
-from ponder.server.prompting import render_within_context
+from ponder.server.prompting import render_all
 from ponder.verifiers.base import StepScore
 
 from .answers import extract_answer
@@ -188,8 +188,8 @@ class GraphOfThoughts(Strategy):
             return _conversation(ctx, content)
 
         texts = [s.sequence.text for s in chosen]
-        prompt = render_within_context(ctx.engine, build, texts, options.max_tokens)
-        return await self._generate(ctx, options, [prompt], self.params.aggregations)
+        prompts = await render_all(ctx.engine, [(build, texts)], options.max_tokens)
+        return await self._generate(ctx, options, prompts, self.params.aggregations)
 
     async def _refine(
         self, ctx: StrategyContext, options: SamplingOptions, solutions: Sequence[_Solution]
@@ -203,10 +203,9 @@ class GraphOfThoughts(Strategy):
             content = REFINE_PROMPT.format(question=question, solution=texts[0])
             return _conversation(ctx, content)
 
-        prompts = [
-            render_within_context(ctx.engine, build, [s.sequence.text], options.max_tokens)
-            for s in solutions
-        ]
+        prompts = await render_all(
+            ctx.engine, [(build, [s.sequence.text]) for s in solutions], options.max_tokens
+        )
         return await self._generate(ctx, options, prompts, 1)
 
     async def _generate(

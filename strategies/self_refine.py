@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from ponder.server.engine import GeneratedSequence, SamplingOptions
-from ponder.server.prompting import render_within_context
+from ponder.server.prompting import Build, render_all
 from ponder.verifiers.base import StepScore, Verifier
 from ponder.verifiers.steps import split_steps
 
@@ -211,17 +211,21 @@ class _Refinement:
         if interrupted:
             self._stop(self.chains, "budget")
 
-    def _prompt(self, template: str, fields: Mapping[str, str], trim: Sequence[str]) -> list[int]:
-        """The rendered prompt, its `trim` fields cut from their start as needed to leave room
-        for the request's `max_tokens`: a rewrite needs all of them."""
+    def _prompt(
+        self, template: str, fields: Mapping[str, str], trim: Sequence[str]
+    ) -> tuple[Build, list[str]]:
+        """A prompt whose `trim` fields may be cut from their start to fit the context."""
         fixed = {"question": self.ctx.question.text, **fields}
 
         def build(texts: list[str]) -> list[dict[str, Any]]:
             content = template.format(**{**fixed, **dict(zip(trim, texts, strict=True))})
             return [*self.head, {"role": "user", "content": content}]
 
-        texts = [fixed[name] for name in trim]
-        return render_within_context(self.ctx.engine, build, texts, self.ctx.options.max_tokens)
+        return build, [fixed[name] for name in trim]
+
+    async def _render(self, prompts: Sequence[tuple[Build, list[str]]]) -> list[list[int]]:
+        # Room for the request's `max_tokens`: a rewrite needs all of them.
+        return await render_all(self.ctx.engine, prompts, self.ctx.options.max_tokens)
 
     async def _generate(
         self, chains: Sequence[_Chain], prompts: list[list[int]], options: SamplingOptions
@@ -245,10 +249,12 @@ class _Refinement:
             critiques = [self._verdict(self._latest(c)) for c in chains]
             costs = [0] * len(chains)
         else:
-            prompts = [
-                self._prompt(CRITIQUE_PROMPT, {"answer": self._latest(c).text}, ["answer"])
-                for c in chains
-            ]
+            prompts = await self._render(
+                [
+                    self._prompt(CRITIQUE_PROMPT, {"answer": self._latest(c).text}, ["answer"])
+                    for c in chains
+                ]
+            )
             generated = await self._generate(chains, prompts, self.critique_options)
             if generated is None:
                 return None
@@ -270,14 +276,16 @@ class _Refinement:
     async def _refine(
         self, chains: Sequence[_Chain], critiques: Sequence[str], round_: int
     ) -> None:
-        prompts = [
-            self._prompt(
-                REFINE_PROMPT,
-                {"answer": self._latest(c).text, "critique": critique},
-                ["answer", "critique"],
-            )
-            for c, critique in zip(chains, critiques, strict=True)
-        ]
+        prompts = await self._render(
+            [
+                self._prompt(
+                    REFINE_PROMPT,
+                    {"answer": self._latest(c).text, "critique": critique},
+                    ["answer", "critique"],
+                )
+                for c, critique in zip(chains, critiques, strict=True)
+            ]
+        )
         generated = await self._generate(chains, prompts, self.answer_options)
         if generated is None:
             return

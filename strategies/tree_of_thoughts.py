@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from ponder.server.prompting import render_within_context
+from ponder.server.prompting import render_all
 
 from .base import Strategy, StrategyContext, StrategyParams, StrategyResult
 from .search import Node, SearchParams, SearchTree, best_first
@@ -36,7 +36,6 @@ VOTE_PROMPT = (
 )
 # A vote is a short verdict, not a solution: enough for a sentence of reasons and the number.
 VOTE_TOKENS = 64
-# Re-tokenising a shortened text may merge differently at the cut; leave a few tokens spare.
 _BEST_CHOICE = re.compile(r"best choice is\D{0,12}?(\d+)", re.IGNORECASE)
 _INTEGER = re.compile(r"\d+")
 
@@ -223,7 +222,7 @@ class _Search:
             return [{"role": "user", "content": content}]
 
         thoughts = [n.text.strip() for n in nodes]
-        prompt = render_within_context(ctx.engine, build, thoughts, VOTE_TOKENS)
+        [prompt] = await render_all(ctx.engine, [(build, thoughts)], VOTE_TOKENS)
         # Votes are the model's verdicts, not answers: the request's stop strings, log-probs
         # and length rules are for its answers.
         options = ctx.options.replace(

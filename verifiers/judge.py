@@ -6,13 +6,13 @@ a graded score rather than a coin flip, and costs one prefill per question.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ponder.server.engine import Engine, SamplingOptions, TokenLogprob
-from ponder.server.prompting import render_within_context
+from ponder.server.prompting import Build, render_all
 
 __all__ = ["JudgeQuestion", "YesNoJudge", "yes_probability"]
 
@@ -65,13 +65,13 @@ class YesNoJudge:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def prompt(self, question: JudgeQuestion) -> list[int]:
-        def build(texts: list[str]) -> list[dict[str, str]]:
+    @staticmethod
+    def _prompt(question: JudgeQuestion) -> tuple[Build, list[str]]:
+        def build(texts: list[str]) -> list[dict[str, Any]]:
             fields = {**question.fields, question.trim: texts[0]}
             return [{"role": "user", "content": question.template.format(**fields)}]
 
-        # One token is generated: that is all the room the verdict needs.
-        return render_within_context(self.engine, build, [question.fields[question.trim]], 1)
+        return build, [question.fields[question.trim]]
 
     async def ask(
         self, questions: Sequence[JudgeQuestion], *, request_id: str
@@ -79,8 +79,8 @@ class YesNoJudge:
         """P(Yes) for each question, and the tokens the judge processed."""
         if not questions:
             return [], 0
-        # Chat templates and tokenizers block: render off the event loop.
-        prompts = await asyncio.to_thread(lambda: [self.prompt(q) for q in questions])
+        # One token is generated: that is all the room the verdict needs.
+        prompts = await render_all(self.engine, [self._prompt(q) for q in questions], 1)
         options = SamplingOptions(max_tokens=1, temperature=0.0, logprobs=_TOP_LOGPROBS)
         generations = await self.engine.generate(prompts, options, n=1, request_id=request_id)
         probabilities = []
