@@ -233,6 +233,22 @@ class StrategyContext:
     def call_id(self, kind: str) -> str:
         return f"{self.request_id}-{kind}{next(self._call_numbers)}"
 
+    def options_for(self, verifier: Verifier) -> SamplingOptions:
+        """The request's sampling options, asking for log-probs when `verifier` reads them."""
+        if verifier.needs_logprobs and self.options.logprobs is None:
+            return self.options.replace(logprobs=0)
+        return self.options
+
+    def fit_context(
+        self, prompts: Sequence[Sequence[int]], options: SamplingOptions
+    ) -> SamplingOptions | None:
+        """`options` with `max_tokens` shortened so that every prompt's continuation fits the
+        model's context; None when one of the prompts leaves no room at all."""
+        room = self.engine.max_model_len - max(len(p) for p in prompts)
+        if room < 1:
+            return None
+        return options.replace(max_tokens=room) if room < options.max_tokens else options
+
     def verifier(self, name: str, param: str = "tts.verifier") -> Verifier:
         if name not in self.verifiers:
             known = ", ".join(sorted(self.verifiers)) or "none"

@@ -38,10 +38,7 @@ class BestOfN(Strategy):
 
     async def run(self, ctx: StrategyContext) -> StrategyResult:
         verifier = ctx.verifier(self.params.verifier)
-        options = ctx.options
-        if verifier.needs_logprobs and options.logprobs is None:
-            options = options.replace(logprobs=0)
-        generations = await ctx.sample(self.params.n, options=options)
+        generations = await ctx.sample(self.params.n, options=ctx.options_for(verifier))
         sequences = list(generations[0].sequences) if generations else []
         scored = await ctx.score(verifier, sequences)
         scores = scored.values

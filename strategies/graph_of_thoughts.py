@@ -108,9 +108,7 @@ class GraphOfThoughts(Strategy):
     async def run(self, ctx: StrategyContext) -> StrategyResult:
         p = self.params
         verifier = ctx.verifier(p.verifier)
-        options = ctx.options
-        if verifier.needs_logprobs and options.logprobs is None:
-            options = options.replace(logprobs=0)
+        options = ctx.options_for(verifier)
         graph: list[_Solution] = []
 
         def add(
@@ -217,19 +215,14 @@ class GraphOfThoughts(Strategy):
     ) -> list[GeneratedSequence]:
         # These prompts are longer than the request's; where cutting the solutions could not make
         # room for a full answer, the answers are shortened to what the context holds.
-        room = ctx.engine.max_model_len - max(len(p) for p in prompts)
-        if room < 1:
+        fitted = ctx.fit_context(prompts, options)
+        if fitted is None:
             return []
-        if room < options.max_tokens:
-            options = options.replace(max_tokens=room)
-        generations = await ctx.sample(n, prompts=prompts, options=options)
+        generations = await ctx.sample(n, prompts=prompts, options=fitted)
         return [s for g in generations for s in g.sequences]
 
 
 def _conversation(ctx: StrategyContext, content: str) -> list[dict[str, Any]]:
     """The request's conversation up to its last user turn, then `content` in place of that turn:
     a system prompt (an answer format, say) still applies to merged and refined solutions."""
-    messages = list(ctx.question.messages)
-    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
-    earlier = messages[:last_user] if last_user >= 0 else messages
-    return [*earlier, {"role": "user", "content": content}]
+    return [*ctx.question.context(), {"role": "user", "content": content}]

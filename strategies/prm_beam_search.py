@@ -22,7 +22,6 @@ from pydantic import Field, model_validator
 
 from .answers import tally
 from .base import (
-    RankedCandidate,
     Strategy,
     StrategyContext,
     StrategyInputError,
@@ -178,11 +177,9 @@ class PrmBeamSearch(Strategy):
         missing = max(ctx.choices, 1) - len(chosen)
         if missing > 0:
             chosen.extend(frontier[:missing])
-        candidates = [self._candidate(n) for n in chosen]
-        ranking = sorted(
-            range(len(chosen)),
-            key=lambda i: (chosen[i].score is None, -(chosen[i].score or 0.0), chosen[i].id),
-        )
+        candidates = [n.candidate() for n in chosen]
+        position = {n.id: i for i, n in enumerate(chosen)}
+        ranking = [position[n.id] for n in best_first(chosen)]
         details: dict[str, Any] = {
             "verifier": tree.verifier.name,
             "levels": levels,
@@ -197,12 +194,3 @@ class PrmBeamSearch(Strategy):
         if p.return_trace:
             details["tree"] = tree.trace()
         return StrategyResult(candidates=candidates, ranking=ranking, details=details)
-
-    @staticmethod
-    def _candidate(node: Node) -> RankedCandidate:
-        candidate = node.candidate()
-        if node.terminal:
-            return candidate
-        # An unfinished solution stopped at a step delimiter; to the client it was cut short.
-        sequence = dataclasses.replace(candidate.sequence, finish_reason="length")
-        return dataclasses.replace(candidate, sequence=sequence)

@@ -149,17 +149,11 @@ class _Refinement:
 
     def __init__(self, ctx: StrategyContext, params: SelfRefineParams, verifier: Verifier) -> None:
         self.ctx, self.p, self.verifier = ctx, params, verifier
-        options = ctx.options
-        if verifier.needs_logprobs and options.logprobs is None:
-            options = options.replace(logprobs=0)
-        self.answer_options = options
+        self.answer_options = ctx.options_for(verifier)
         # The request's stop strings delimit its answers, not our critiques; nobody reads a
         # critique's log-probs.
         self.critique_options = ctx.options.replace(logprobs=None, stop=())
-        messages = ctx.question.messages
-        users = [i for i, m in enumerate(messages) if m.get("role") == "user"]
-        # A system prompt and earlier turns stay in front: the last question may lean on them.
-        self.head = list(messages[: users[-1] if users else max(0, len(messages) - 1)])
+        self.head = ctx.question.context()
         self.answers: list[_Answer] = []
         self.chains: list[_Chain] = []
 
@@ -232,13 +226,11 @@ class _Refinement:
     ) -> tuple[list[GeneratedSequence], bool] | None:
         """One continuation per prompt in one engine call, and whether the deadline cut it short;
         None (the chains stopped) when nothing fits in the context or the budget."""
-        room = self.ctx.engine.max_model_len - max(len(p) for p in prompts)
-        if room < 1:
+        fitted = self.ctx.fit_context(prompts, options)
+        if fitted is None:
             self._stop(chains, "context")
             return None
-        if room < options.max_tokens:
-            options = options.replace(max_tokens=room)
-        generations = await self.ctx.sample(1, prompts=prompts, options=options)
+        generations = await self.ctx.sample(1, prompts=prompts, options=fitted)
         if not generations:
             self._stop(self.chains, "budget")
             return None

@@ -42,12 +42,19 @@ class Question:
 
     messages: tuple[dict[str, Any], ...]
 
+    def _last_user(self) -> int:
+        """Index of the last user turn; the last message when there is none."""
+        users = [i for i, m in enumerate(self.messages) if m.get("role") == "user"]
+        return users[-1] if users else len(self.messages) - 1
+
     @property
     def text(self) -> str:
-        for message in reversed(self.messages):
-            if message.get("role") == "user":
-                return str(message.get("content") or "")
-        return str(self.messages[-1].get("content") or "") if self.messages else ""
+        return str(self.messages[self._last_user()].get("content") or "") if self.messages else ""
+
+    def context(self) -> list[dict[str, Any]]:
+        """The messages before the turn `text` comes from: a system prompt and earlier turns,
+        which a prompt that restates the question must keep (the question may lean on them)."""
+        return list(self.messages[: max(0, self._last_user())])
 
 
 @dataclass(frozen=True)
