@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-from ponder.strategies.answers import group_answers
+from ponder.strategies.answers import equivalent
 
-__all__ = ["DatasetError", "Problem", "answers_match", "load_dataset"]
+__all__ = ["DatasetError", "Problem", "load_dataset"]
 
 GENERATOR_PREFIX = "rg:"
 
@@ -36,15 +36,8 @@ class Problem:
     check: Callable[[str | None], bool] = field(default=lambda answer: False, compare=False)
 
 
-def answers_match(answer: str | None, expected: str) -> bool:
-    if answer is None:
-        return False
-    groups = group_answers([expected, answer])
-    return groups[0] is not None and groups[0] == groups[1]
-
-
 def _matcher(expected: str) -> Callable[[str | None], bool]:
-    return lambda answer: answers_match(answer, expected)
+    return lambda answer: equivalent(answer, expected)
 
 
 def _from_jsonl(path: Path) -> list[Problem]:

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import ClassVar
 
-from ponder.strategies.answers import extract_answer, group_answers
+from ponder.strategies.answers import equivalent, extract_answer
 
 from .base import (
     DEFAULT_SCORING,
@@ -26,8 +26,8 @@ from .base import (
 
 __all__ = ["ReferenceVerifier"]
 
-# Longer answers count as none: no reference answer is that long, and `answer_key` cannot turn a
-# digit string past Python's int conversion limit (4300 digits) into a number.
+# A longer reference is refused: no final answer is that long (candidates that long count as wrong
+# in `equivalent`).
 _MAX_ANSWER_CHARS = 1000
 
 
@@ -63,8 +63,7 @@ class ReferenceVerifier:
                 "give the final answer only"
             )
         answers = [extract_answer(c.text) for c in candidates]
-        answers = [a if a is not None and len(a) <= _MAX_ANSWER_CHARS else None for a in answers]
-        # Symbolic comparison blocks (sympy): one trip off the event loop for the whole batch.
-        groups = await asyncio.to_thread(group_answers, [reference, *answers])
-        values = tuple(1.0 if g is not None and g == groups[0] else 0.0 for g in groups[1:])
-        return Scores(values, tokens=0)
+        # Each answer against the reference only; symbolic comparison blocks (sympy), so the
+        # batch makes one trip off the event loop.
+        matches = await asyncio.to_thread(lambda: [equivalent(a, reference) for a in answers])
+        return Scores(tuple(1.0 if m else 0.0 for m in matches), tokens=0)

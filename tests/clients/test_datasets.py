@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from ponder.clients.datasets import DatasetError, answers_match, load_dataset
+from ponder.clients.datasets import DatasetError, load_dataset
+from ponder.strategies.answers import equivalent
 
 
 def test_jsonl_problems_are_checked_by_answer_equivalence(tmp_path: Path) -> None:
@@ -57,6 +58,6 @@ def test_unknown_generator_is_a_dataset_error() -> None:
         load_dataset("rg:no_such_task?size=2")
 
 
-def test_answers_match() -> None:
-    assert answers_match("1,000", "1000")
-    assert not answers_match("10", "1000")
+def test_equivalent() -> None:
+    assert equivalent("1,000", "1000")
+    assert not equivalent("10", "1000")

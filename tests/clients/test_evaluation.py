@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ponder.clients.datasets import Problem, answers_match
+from ponder.clients.datasets import Problem
 from ponder.clients.evaluation import (
     EvalConfig,
     EvalSettings,
@@ -19,12 +19,13 @@ from ponder.clients.evaluation import (
 from ponder.clients.report import markdown_table, plot_accuracy, summarize
 from ponder.server.app import create_app
 from ponder.server.settings import Settings
+from ponder.strategies.answers import equivalent
 from ponder.verifiers.loading import load_configured_verifiers
 from tests.scripted import ScriptedEngine
 
 
 def problem(pid: str, answer: str) -> Problem:
-    return Problem(pid, f"question {pid}", answer, check=lambda a: answers_match(a, answer))
+    return Problem(pid, f"question {pid}", answer, check=lambda a: equivalent(a, answer))
 
 
 async def evaluate(
