@@ -7,6 +7,7 @@ logits asked for, so a causal LM never ships a whole vocabulary per token back t
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -93,6 +94,12 @@ class TransformersScorer:
                 if self.tokenizer.pad_token_id is not None
                 else (model.config.pad_token_id or 0)
             )
+        # A causal LM's logits are batch x length x vocabulary (gigabytes for a 128k vocabulary
+        # and long answers) when only a few positions are read: where the model can, it computes
+        # the output layer at those positions only.
+        self._keeps_logits = (
+            head == "causal_lm" and "logits_to_keep" in inspect.signature(model.forward).parameters
+        )
         self._runner: BatchRunner[LogitRequest, Any] = BatchRunner(self._forward, max_batch)
 
     @property
@@ -117,15 +124,22 @@ class TransformersScorer:
         for row, request in enumerate(batch):
             ids[row, : len(request.token_ids)] = torch.tensor(request.token_ids)
             mask[row, : len(request.token_ids)] = 1
+        kept = sorted({p for r in batch for p in r.positions}) if self._keeps_logits else None
+        extra = {} if kept is None else {"logits_to_keep": torch.tensor(kept, device=self.device)}
         with torch.inference_mode():
-            output = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device))
+            output = self.model(
+                input_ids=ids.to(self.device), attention_mask=mask.to(self.device), **extra
+            )
         logits = output.logits if hasattr(output, "logits") else output[0]
+        # Where only kept positions were computed, position p is at column kept.index(p).
+        at = {p: i for i, p in enumerate(kept)} if kept is not None else None
         results = []
         for row, request in enumerate(batch):
             if self.head == "sequence_classification":
                 results.append(logits[row].float().cpu())
                 continue
-            picked = logits[row, list(request.positions)]
+            positions = list(request.positions)
+            picked = logits[row, positions if at is None else [at[p] for p in positions]]
             if request.columns is not None:
                 picked = picked[:, list(request.columns)]
             results.append(picked.float().cpu())
