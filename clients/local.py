@@ -17,24 +17,23 @@ async def served(settings: Settings) -> AsyncIterator[tuple[Engine, str]]:
     """Start the engine, serve the API on it, yield (engine, base URL), then stop both."""
     import uvicorn
 
-    from ponder.server.app import create_app, start_engine
+    from ponder.server.app import create_app
 
-    engine = start_engine(settings)
-    app = create_app(settings, engine=engine)
+    # The app's own lifespan starts the engine, so the checks `ponder serve` makes first (the
+    # policy table, GPU shares) come before a minute of engine start-up here too.
+    app = create_app(settings)
     config = uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning")
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
     while not server.started:
         if serving.done():
             serving.result()  # start-up failed: raise its error
+            raise RuntimeError("the in-process server stopped during start-up")
         await asyncio.sleep(0.1)
     # Port 0 asks the system for a free one; the socket says which it gave.
     port = server.servers[0].sockets[0].getsockname()[1] if settings.port == 0 else settings.port
     try:
-        yield engine, f"http://127.0.0.1:{port}"
+        yield app.state.serving.engine, f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         await serving
-        shutdown = getattr(engine, "shutdown", None)
-        if shutdown is not None:
-            shutdown()
