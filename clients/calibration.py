@@ -75,13 +75,13 @@ def fit_policy(
     if len(by_config) < 2:
         raise CalibrationError("no candidate configurations besides the probe")
     probe_n = base.probe.n
+    # Binned exactly as the server bins a request.
+    by_bin: dict[str, set[str]] = {}
+    for problem, d in difficulty.items():
+        by_bin.setdefault(base.bin_for(d).name, set()).add(problem)
     bins = []
     for b in base.bins:
-        lower = max(
-            (x.max_difficulty for x in base.bins if x.max_difficulty < b.max_difficulty),
-            default=-1.0,
-        )
-        members = {p for p, d in difficulty.items() if lower < d <= b.max_difficulty}
+        members = by_bin.get(b.name, set())
         if not members:
             bins.append(b.model_copy(update={"problems": 0}))
             continue

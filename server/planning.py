@@ -106,7 +106,8 @@ class RequestPlanner:
         try:
             cls = strategy_class(tts["strategy"])
             params: StrategyParams = cls.Params.model_validate(tts)
-            return cls(params, policy=self.policy())
+            # Checking the table file for changes costs a stat: only for strategies that read it.
+            return cls(params, policy=self.policy() if cls.reads_policy else None)
         except StrategyInputError as exc:
             param = "model" if suffix and not named else exc.param
             raise APIError(400, str(exc), param=param) from None

@@ -83,13 +83,11 @@ def finish_reason(output: CompletionOutput) -> FinishReason:
     return "abort"
 
 
-def token_logprobs(output: CompletionOutput, start: int = 0) -> tuple[TokenLogprob, ...] | None:
+def token_logprobs(output: CompletionOutput) -> tuple[TokenLogprob, ...] | None:
     if output.logprobs is None:
         return None
     result = []
-    for token_id, alternatives in zip(
-        list(output.token_ids)[start:], list(output.logprobs)[start:], strict=False
-    ):
+    for token_id, alternatives in zip(output.token_ids, output.logprobs, strict=False):
         if alternatives is None:
             continue
         chosen = alternatives[token_id]

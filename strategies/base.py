@@ -376,6 +376,8 @@ class Strategy(ABC):
     Params: ClassVar[type[StrategyParams]] = StrategyParams
     # Whether `stream` yields tokens as they are generated (else the chosen answer is streamed).
     streams_tokens: ClassVar[bool] = False
+    # Whether the strategy reads the server's policy table.
+    reads_policy: ClassVar[bool] = False
 
     def __init__(self, params: StrategyParams, policy: PolicyTable | None = None) -> None:
         self.params = params

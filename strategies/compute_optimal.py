@@ -60,6 +60,7 @@ class ComputeOptimal(Strategy):
         "Estimate difficulty with a small probe, then run the policy table's choice for it."
     )
     Params: ClassVar[type[StrategyParams]] = ComputeOptimalParams
+    reads_policy: ClassVar[bool] = True
     params: ComputeOptimalParams
 
     def __init__(self, params: StrategyParams, policy: PolicyTable | None = None) -> None:
