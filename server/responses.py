@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ponder.server.engine import GeneratedSequence, TokenLogprob
-from ponder.strategies.base import RankedCandidate, StrategyContext, StrategyResult
+from ponder.strategies.base import RankedCandidate, StrategyContext, StrategyResult, Usage
 
 __all__ = [
     "Endpoint",
@@ -89,15 +89,14 @@ class Outcome:
 
 
 def usage_block(outcomes: Sequence[Outcome], choices: int) -> dict[str, Any]:
-    prompt = sum(o.ctx.usage.prompt_tokens for o in outcomes)
-    cached = sum(o.ctx.usage.cached_tokens for o in outcomes)
-    completion = sum(o.ctx.usage.completion_tokens for o in outcomes)
+    usage = Usage.total(o.ctx.usage for o in outcomes)
+    completion = usage.completion_tokens
     returned = sum(c.sequence.num_tokens for o in outcomes for c in o.chosen(choices))
     return {
-        "prompt_tokens": prompt,
+        "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": cached},
+        "total_tokens": usage.prompt_tokens + completion,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
         "completion_tokens_details": {"reasoning_tokens": max(0, completion - returned)},
     }
 
@@ -131,15 +130,16 @@ def tts_block(strategy: str, outcomes: Sequence[Outcome], *, trace: bool) -> dic
         return block
 
     exhausted = next((o.ctx.budget.exhausted for o in outcomes if o.ctx.budget.exhausted), None)
+    usage = Usage.total(o.ctx.usage for o in outcomes)
     summary: dict[str, Any] = {
         "strategy": strategy,
         "candidates": sum(len(o.result.candidates) for o in outcomes),
-        "generated_tokens": sum(o.ctx.usage.completion_tokens for o in outcomes),
-        "cached_prompt_tokens": sum(o.ctx.usage.cached_tokens for o in outcomes),
-        "engine_calls": sum(o.ctx.usage.engine_calls for o in outcomes),
-        "verifier_calls": sum(o.ctx.usage.verifier_calls for o in outcomes),
-        "verifier_tokens": sum(o.ctx.usage.verifier_tokens for o in outcomes),
-        "verifier_cache_hits": sum(o.ctx.usage.verifier_cache_hits for o in outcomes),
+        "generated_tokens": usage.completion_tokens,
+        "cached_prompt_tokens": usage.cached_tokens,
+        "engine_calls": usage.engine_calls,
+        "verifier_calls": usage.verifier_calls,
+        "verifier_tokens": usage.verifier_tokens,
+        "verifier_cache_hits": usage.verifier_cache_hits,
         "budget_exhausted": exhausted,
     }
     if len(outcomes) == 1:

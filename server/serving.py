@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from ponder.strategies.base import StrategyInputError
+from ponder.strategies.base import StrategyInputError, Usage
 from ponder.verifiers.base import Question, Verifier, VerifierError
 
 from .admission import Admission
@@ -171,14 +171,13 @@ class Serving:
         m.request_duration.labels(name).observe(seconds)
         # Usage is counted from the contexts, so cancelled and failed work is counted too.
         contexts = prepared.contexts
-        generated = sum(c.usage.completion_tokens for c in contexts)
-        verifier_tokens = sum(c.usage.verifier_tokens for c in contexts)
-        m.policy_tokens.labels(name).inc(generated)
-        m.prompt_tokens.labels(name).inc(sum(c.usage.prompt_tokens for c in contexts))
-        m.cached_prompt_tokens.labels(name).inc(sum(c.usage.cached_tokens for c in contexts))
+        usage = Usage.total(c.usage for c in contexts)
+        m.policy_tokens.labels(name).inc(usage.completion_tokens)
+        m.prompt_tokens.labels(name).inc(usage.prompt_tokens)
+        m.cached_prompt_tokens.labels(name).inc(usage.cached_tokens)
         m.candidates.labels(name).inc(sum(len(o.result.candidates) for o in outcomes))
-        m.expansions.labels(name).inc(sum(c.usage.engine_calls for c in contexts))
-        m.compute_tokens.labels(name).observe(generated + verifier_tokens)
+        m.expansions.labels(name).inc(usage.engine_calls)
+        m.compute_tokens.labels(name).observe(usage.completion_tokens + usage.verifier_tokens)
         for c in contexts:
             if c.budget.exhausted is not None:
                 m.budget_exhausted.labels(name, c.budget.exhausted).inc()

@@ -6,11 +6,12 @@ every generated token and verifier call is counted and checked against the budge
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -165,6 +166,15 @@ class Usage:
     verifier_calls: int = 0
     verifier_tokens: int = 0
     verifier_cache_hits: int = 0
+
+    @classmethod
+    def total(cls, usages: Iterable[Usage]) -> Usage:
+        """Field by field sum: one request's usage over its prompts."""
+        summed = cls()
+        for usage in usages:
+            for f in dataclasses.fields(cls):
+                setattr(summed, f.name, getattr(summed, f.name) + getattr(usage, f.name))
+        return summed
 
     def add_generations(self, generations: Sequence[Generation]) -> None:
         self.engine_calls += 1
