@@ -21,7 +21,7 @@ import uuid
 import httpx
 from common import addition_problems, served
 
-from ponder.server.engine import SamplingOptions
+from ponder.core.engine import SamplingOptions
 from ponder.server.settings import Settings
 from ponder.strategies.base import Budget, BudgetParams, StrategyContext
 from ponder.strategies.beam_search import BeamSearch, BeamSearchParams

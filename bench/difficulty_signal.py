@@ -19,9 +19,9 @@ import httpx
 from common import served
 
 from ponder.clients.datasets import Problem, load_dataset
-from ponder.server.engine import GeneratedSequence
+from ponder.core.answers import tally
+from ponder.core.engine import GeneratedSequence
 from ponder.server.settings import Settings
-from ponder.strategies.answers import tally
 from ponder.strategies.difficulty import Probe, agreement
 
 SETS = [

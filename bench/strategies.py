@@ -22,8 +22,8 @@ from collections.abc import Callable
 import httpx
 from common import served
 
+from ponder.core.answers import answer_key, extract_answer
 from ponder.server.settings import Settings
-from ponder.strategies.answers import answer_key, extract_answer
 
 INSTRUCTION = " Think step by step, one short step per paragraph, and end with 'The answer is N.'"
 STEP = {"max_steps": 4, "step_tokens": 32, "verifier": "arithmetic", "aggregation": "last"}

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-from ponder.strategies.answers import equivalent
+from ponder.core.answers import equivalent
 
 __all__ = ["DatasetError", "Problem", "load_dataset"]
 

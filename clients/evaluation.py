@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from ponder.strategies.answers import extract_answer
+from ponder.core.answers import extract_answer
 
 from .datasets import Problem
 

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from ponder.server.engine import Engine
+from ponder.core.engine import Engine
 from ponder.server.settings import Settings
 
 __all__ = ["served"]

@@ -11,11 +11,11 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from ponder.core.engine import Engine
 from ponder.strategies.policy import PolicyError
 from ponder.verifiers.base import Verifier, VerifierError
 from ponder.verifiers.loading import check_gpu_shares, load_configured_verifiers
 
-from .engine import Engine
 from .errors import install_error_handlers
 from .metrics import PonderMetrics
 from .model_store import DEFAULT_MODEL_NAME, prepare_default_model

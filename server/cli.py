@@ -12,6 +12,7 @@ import sys
 import types
 import typing
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -109,9 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--cache-dir", type=Path, default=None, help="Default: ~/.cache/ponder.")
     prepare.add_argument("--force", action="store_true", help="Prepare again even if present.")
     prepare.set_defaults(handler=_prepare)
-    from ponder.clients.cli import add_commands
-
-    add_commands(commands)
+    # Commands of other distributions and packages (`ponder eval`, `ponder calibrate`) plug in
+    # through an entry point, so the server never imports the tools that stand above it.
+    for plugin in entry_points(group="ponder.commands"):
+        plugin.load()(commands)
     return parser
 
 

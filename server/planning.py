@@ -14,18 +14,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ponder.strategies.base import (
-    Budget,
-    Strategy,
-    StrategyContext,
-    StrategyInputError,
-    StrategyParams,
-)
+from ponder.core.engine import Engine, SamplingOptions
+from ponder.core.errors import StrategyInputError
+from ponder.strategies.base import Budget, Strategy, StrategyContext, StrategyParams
+from ponder.strategies.factory import build_strategy
 from ponder.strategies.policy import PolicyTable
 from ponder.strategies.registry import strategy_class
 from ponder.verifiers.base import Question, Verifier
 
-from .engine import Engine, SamplingOptions
 from .errors import APIError, validation_error
 from .metrics import PonderMetrics
 from .protocol import ChatCompletionRequest, CompletionRequest, completion_id, now
@@ -106,8 +102,7 @@ class RequestPlanner:
         try:
             cls = strategy_class(tts["strategy"])
             params: StrategyParams = cls.Params.model_validate(tts)
-            # Checking the table file for changes costs a stat: only for strategies that read it.
-            return cls(params, policy=self.policy() if cls.reads_policy else None)
+            return build_strategy(params, policy=self.policy)
         except StrategyInputError as exc:
             param = "model" if suffix and not named else exc.param
             raise APIError(400, str(exc), param=param) from None

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ponder.server.engine import GeneratedSequence, TokenLogprob
+from ponder.core.engine import GeneratedSequence, TokenLogprob
 from ponder.strategies.base import RankedCandidate, StrategyContext, StrategyResult, Usage
 
 __all__ = [

@@ -9,9 +9,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from ponder.core.engine import EngineError
 from ponder.strategies.registry import STRATEGIES, strategy_class
 
-from .engine import EngineError
 from .errors import APIError
 from .serving import Serving
 

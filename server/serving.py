@@ -16,11 +16,12 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from ponder.strategies.base import StrategyInputError, Usage
+from ponder.core.engine import Engine, EngineError, EngineInputError
+from ponder.core.errors import StrategyInputError
+from ponder.strategies.base import Usage
 from ponder.verifiers.base import Question, Verifier, VerifierError
 
 from .admission import Admission
-from .engine import Engine, EngineError, EngineInputError
 from .errors import APIError, error_body
 from .metrics import PonderMetrics
 from .planning import PreparedRequest, RequestPlanner, parse_body

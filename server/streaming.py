@@ -11,10 +11,10 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
+from ponder.core.engine import GeneratedSequence, TokenLogprob
 from ponder.strategies.base import RankedCandidate, StrategyResult
 from ponder.strategies.none import PlainDecoding
 
-from .engine import GeneratedSequence, TokenLogprob
 from .responses import Outcome, chat_logprobs, completion_logprobs, openai_finish_reason, sse
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .engine import (
+from ponder.core.engine import (
     EngineInputError,
     FinishReason,
     GeneratedSequence,

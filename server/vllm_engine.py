@@ -27,13 +27,14 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from .engine import (
+from ponder.core.engine import (
     EngineError,
     EngineInputError,
     Generation,
     SamplingOptions,
     StreamDelta,
 )
+
 from .settings import Settings
 from .vllm_convert import finish_reason, generation, sampling_params, token_logprobs
 

@@ -1,12 +1,13 @@
 """Strategies: how a request spends test-time compute. One file each, resolved by name."""
 
+from ponder.core.errors import StrategyInputError
+
 from .base import (
     Budget,
     BudgetParams,
     RankedCandidate,
     Strategy,
     StrategyContext,
-    StrategyInputError,
     StrategyParams,
     StrategyResult,
     Usage,

@@ -13,11 +13,12 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ponder.server.engine import Engine, GeneratedSequence, Generation, SamplingOptions
+from ponder.core.engine import Engine, GeneratedSequence, Generation, SamplingOptions
+from ponder.core.errors import StrategyInputError
 from ponder.verifiers.base import (
     DEFAULT_SCORING,
     Aggregation,
@@ -28,9 +29,6 @@ from ponder.verifiers.base import (
     Verifier,
 )
 
-if TYPE_CHECKING:
-    from .policy import PolicyTable
-
 __all__ = [
     "Budget",
     "BudgetParams",
@@ -40,21 +38,12 @@ __all__ = [
     "Scored",
     "Strategy",
     "StrategyContext",
-    "StrategyInputError",
     "StrategyParams",
     "StrategyResult",
     "Usage",
 ]
 
 BudgetReason = Literal["tokens", "verifier_calls", "deadline"]
-
-
-class StrategyInputError(ValueError):
-    """The request asks a strategy for something it cannot do; becomes a 400 naming `param`."""
-
-    def __init__(self, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.param = param
 
 
 class BudgetParams(BaseModel):
@@ -386,13 +375,9 @@ class Strategy(ABC):
     Params: ClassVar[type[StrategyParams]] = StrategyParams
     # Whether `stream` yields tokens as they are generated (else the chosen answer is streamed).
     streams_tokens: ClassVar[bool] = False
-    # Whether the strategy reads the server's policy table.
-    reads_policy: ClassVar[bool] = False
 
-    def __init__(self, params: StrategyParams, policy: PolicyTable | None = None) -> None:
+    def __init__(self, params: StrategyParams) -> None:
         self.params = params
-        # The server's compute-optimal policy table; only `compute_optimal` reads it.
-        self.policy = policy
 
     def candidates(self) -> int:
         """Candidates this request explores at most (checked against the server's cap)."""

@@ -15,16 +15,10 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from ponder.server.engine import GeneratedSequence, SamplingOptions
+from ponder.core.engine import GeneratedSequence, SamplingOptions
+from ponder.core.errors import StrategyInputError
 
-from .base import (
-    RankedCandidate,
-    Strategy,
-    StrategyContext,
-    StrategyInputError,
-    StrategyParams,
-    StrategyResult,
-)
+from .base import RankedCandidate, Strategy, StrategyContext, StrategyParams, StrategyResult
 
 __all__ = ["BeamSearch", "BeamSearchParams"]
 

@@ -12,7 +12,8 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from .answers import extract_answer, tally
+from ponder.core.answers import extract_answer, tally
+
 from .base import RankedCandidate, Strategy, StrategyContext, StrategyParams, StrategyResult
 
 __all__ = ["BestOfN", "BestOfNParams"]

@@ -17,13 +17,14 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from .answers import extract_answer, tally
+from ponder.core.answers import extract_answer, tally
+from ponder.core.errors import StrategyInputError
+
 from .base import (
     RankedCandidate,
     ReusableSamples,
     Strategy,
     StrategyContext,
-    StrategyInputError,
     StrategyParams,
     StrategyResult,
 )
@@ -60,11 +61,11 @@ class ComputeOptimal(Strategy):
         "Estimate difficulty with a small probe, then run the policy table's choice for it."
     )
     Params: ClassVar[type[StrategyParams]] = ComputeOptimalParams
-    reads_policy: ClassVar[bool] = True
     params: ComputeOptimalParams
 
     def __init__(self, params: StrategyParams, policy: PolicyTable | None = None) -> None:
-        super().__init__(params, policy)
+        super().__init__(params)
+        # The server's table (see `factory.build_strategy`); the shipped one when none is given.
         self.table = policy or default_policy()
         hint = self.params.difficulty
         if isinstance(hint, str) and self.table.bin_named(hint) is None:
@@ -83,10 +84,7 @@ class ComputeOptimal(Strategy):
     @functools.cached_property
     def _options(self) -> list[Strategy]:
         """Every option of the table as a strategy, for the server's caps (built once)."""
-        return [
-            strategy_class(o.strategy)(option_params(o.tts), self.policy)
-            for o in self.table.options()
-        ]
+        return [strategy_class(o.strategy)(option_params(o.tts)) for o in self.table.options()]
 
     def candidates(self) -> int:
         return max(self.table.probe.n, *(s.candidates() for s in self._options))
@@ -165,7 +163,7 @@ class ComputeOptimal(Strategy):
         option = chosen_bin.choose(None if limit is None else limit - budget.tokens_used)
         carried = {k: getattr(p, k) for k in _CARRIED if k in p.model_fields_set}
         params = option_params(option.tts, budget=p.budget, **carried)
-        chosen = strategy_class(option.strategy)(params, self.policy)
+        chosen = strategy_class(option.strategy)(params)
         inner = dataclasses.replace(ctx, scoring=params.scoring(), reusable=reusable)
         result = await chosen.run(inner)
         details = {

@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ponder.server.engine import GeneratedSequence
-
-from .answers import Tally
-from .base import StrategyInputError
+from ponder.core.answers import Tally
+from ponder.core.engine import GeneratedSequence
+from ponder.core.errors import StrategyInputError
 
 __all__ = ["ESTIMATORS", "Estimator", "Probe", "agreement", "estimator", "verifier_score"]
 

@@ -16,11 +16,11 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from ponder.server.engine import GeneratedSequence, SamplingOptions
-from ponder.server.prompting import render_all
+from ponder.core.answers import extract_answer
+from ponder.core.engine import GeneratedSequence, SamplingOptions
+from ponder.core.prompting import render_all
 from ponder.verifiers.base import StepScore
 
-from .answers import extract_answer
 from .base import RankedCandidate, Strategy, StrategyContext, StrategyParams, StrategyResult
 from .search import best_first
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import ClassVar
 
-from ponder.server.engine import StreamDelta
+from ponder.core.engine import StreamDelta
 
 from .base import RankedCandidate, Strategy, StrategyContext, StrategyResult
 

@@ -16,7 +16,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .base import StrategyInputError, StrategyParams
+from ponder.core.errors import StrategyInputError
+
+from .base import StrategyParams
 from .difficulty import ESTIMATORS
 from .registry import strategy_class
 

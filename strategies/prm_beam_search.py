@@ -20,14 +20,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from .answers import tally
-from .base import (
-    Strategy,
-    StrategyContext,
-    StrategyInputError,
-    StrategyParams,
-    StrategyResult,
-)
+from ponder.core.answers import tally
+from ponder.core.errors import StrategyInputError
+
+from .base import Strategy, StrategyContext, StrategyParams, StrategyResult
 from .search import Node, SearchParams, SearchTree, best_first
 
 __all__ = ["PrmBeamSearch", "PrmBeamSearchParams"]

@@ -9,7 +9,9 @@ from __future__ import annotations
 import importlib
 from functools import cache
 
-from .base import Strategy, StrategyInputError
+from ponder.core.errors import StrategyInputError
+
+from .base import Strategy
 
 __all__ = ["STRATEGIES", "strategy_class"]
 

@@ -16,11 +16,12 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import Field
 
-from ponder.server.engine import FinishReason, GeneratedSequence, SamplingOptions
+from ponder.core.answers import extract_answer
+from ponder.core.engine import FinishReason, GeneratedSequence, SamplingOptions
+from ponder.core.errors import StrategyInputError
 from ponder.verifiers.base import Candidate, StepScore, Verifier
 
-from .answers import extract_answer
-from .base import RankedCandidate, StrategyContext, StrategyInputError, StrategyParams
+from .base import RankedCandidate, StrategyContext, StrategyParams
 
 __all__ = ["MAX_DEPTH", "Node", "Scored", "SearchParams", "SearchTree", "best_first"]
 

@@ -13,9 +13,9 @@ from typing import ClassVar
 
 from pydantic import Field, model_validator
 
-from ponder.server.engine import GeneratedSequence
+from ponder.core.answers import Tally, extract_answer, tally
+from ponder.core.engine import GeneratedSequence
 
-from .answers import Tally, extract_answer, tally
 from .base import RankedCandidate, Strategy, StrategyContext, StrategyParams, StrategyResult
 
 __all__ = ["SelfConsistency", "SelfConsistencyParams"]

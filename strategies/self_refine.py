@@ -21,12 +21,12 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from ponder.server.engine import GeneratedSequence, SamplingOptions
-from ponder.server.prompting import Build, render_all
+from ponder.core.answers import extract_answer
+from ponder.core.engine import GeneratedSequence, SamplingOptions
+from ponder.core.prompting import Build, render_all
 from ponder.verifiers.base import StepScore, Verifier
 from ponder.verifiers.steps import split_steps
 
-from .answers import extract_answer
 from .base import RankedCandidate, Strategy, StrategyContext, StrategyParams, StrategyResult
 
 __all__ = ["CRITIQUE_PROMPT", "REFINE_PROMPT", "SelfRefine", "SelfRefineParams", "verdict_critique"]

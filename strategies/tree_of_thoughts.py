@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from ponder.server.prompting import render_all
+from ponder.core.prompting import render_all
 
 from .base import Strategy, StrategyContext, StrategyParams, StrategyResult
 from .search import Node, SearchParams, SearchTree, best_first

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ponder.server.engine import (
+from ponder.core.engine import (
     GeneratedSequence,
     Generation,
     SamplingOptions,

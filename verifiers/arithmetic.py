@@ -19,7 +19,7 @@ from functools import lru_cache
 from itertools import pairwise
 from typing import ClassVar
 
-from ponder.strategies.answers import answer_key, extract_answer
+from ponder.core.answers import answer_key, extract_answer
 
 from .arithmetic_parse import (
     EQ,

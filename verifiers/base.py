@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol
 
-from ponder.server.engine import TokenLogprob
+from ponder.core.engine import TokenLogprob
 
 __all__ = [
     "DEFAULT_SCORING",

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ponder.server.engine import Engine, SamplingOptions, TokenLogprob
-from ponder.server.prompting import Build, render_all
+from ponder.core.engine import Engine, SamplingOptions, TokenLogprob
+from ponder.core.prompting import Build, render_all
 
 __all__ = ["JudgeQuestion", "YesNoJudge", "yes_probability"]
 

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
-from ponder.server.engine import Engine
+from ponder.core.engine import Engine
 
 from .base import Verifier, VerifierError
 from .registry import DEFAULT_VERIFIERS, verifier_class

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from .base import Question, VerifierError
 from .model_prm import ModelProcessVerifier
-from .transformers_backend import Head, LogitRequest
+from .reward_model import Head, LogitRequest
 
 __all__ = ["STEP_TAG", "MathShepherdPRM"]
 

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from .base import Aggregation, Question, ScoringOptions, VerifierKind
 from .process import ProcessVerifier, StepBatch
-from .transformers_backend import Backend, LogitRequest, ModelBacked
+from .reward_model import Backend, LogitRequest, ModelBacked
 
 __all__ = ["ModelProcessVerifier"]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from .base import DEFAULT_SCORING, Candidate, Question, Scores, ScoringOptions, VerifierKind
-from .transformers_backend import Backend, Head, LogitRequest, ModelBacked
+from .reward_model import Backend, Head, LogitRequest, ModelBacked
 
 __all__ = ["OutcomeRewardModel"]
 

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from .base import Question, VerifierError
 from .model_prm import ModelProcessVerifier
-from .transformers_backend import Head, LogitRequest
+from .reward_model import Head, LogitRequest
 
 __all__ = ["STEP_SEPARATOR", "SYSTEM_PROMPT", "QwenPRM"]
 

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import ClassVar
 
-from ponder.strategies.answers import equivalent, extract_answer
+from ponder.core.answers import equivalent, extract_answer
 
 from .base import (
     DEFAULT_SCORING,

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from .base import Question, VerifierError
 from .model_prm import ModelProcessVerifier
-from .transformers_backend import Head, LogitRequest
+from .reward_model import Head, LogitRequest
 
 __all__ = ["RLHFlowPRM"]
 

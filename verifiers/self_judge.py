@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
-from ponder.server.engine import Engine
+from ponder.core.engine import Engine
 
 from .base import DEFAULT_SCORING, Candidate, Question, Scores, ScoringOptions, VerifierKind
 from .judge import JudgeQuestion, YesNoJudge

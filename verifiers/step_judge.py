@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
-from ponder.server.engine import Engine
+from ponder.core.engine import Engine
 
 from .base import Aggregation, Question, ScoringOptions, VerifierKind
 from .judge import JudgeQuestion, YesNoJudge

@@ -10,18 +10,16 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from .base import VerifierError
 from .batching import BatchRunner
+from .reward_model import Head, LogitRequest
 
-__all__ = ["Backend", "Head", "LogitRequest", "ModelBacked", "TransformersScorer", "pick_device"]
+__all__ = ["TransformersScorer", "pick_device"]
 
 logger = logging.getLogger(__name__)
-
-Head = Literal["sequence_classification", "token_classification", "causal_lm"]
 
 
 def pick_device(device: str | None) -> str:
@@ -30,15 +28,6 @@ def pick_device(device: str | None) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-@dataclass(frozen=True)
-class LogitRequest:
-    """One sequence to run, the positions whose logits to return, and which columns of them."""
-
-    token_ids: tuple[int, ...]
-    positions: tuple[int, ...] = ()
-    columns: tuple[int, ...] | None = None
 
 
 class TransformersScorer:
@@ -145,70 +134,10 @@ class TransformersScorer:
             results.append(picked.float().cpu())
         return results
 
-
-Backend = Literal["auto", "vllm", "transformers"]
-
-
-class ModelBacked:
-    """What families with their own reward model share: the scorer and its name."""
-
-    head: Head
-    scorer: Any  # TransformersScorer or VLLMPoolingScorer: the same interface
-
-    def load_model(
-        self,
-        model: str | Path | None,
-        *,
-        device: str | None = None,
-        max_batch: int = 16,
-        trust_remote_code: bool = False,
-        backend: Backend = "auto",
-        gpu_memory_utilization: float | None = None,
-    ) -> None:
-        from .vllm_backend import VLLMPoolingScorer, vllm_supports
-
-        if model is None:
-            raise VerifierError(f"{type(self).__name__} needs a local model folder (`model`)")
-        path = Path(model).expanduser()
-        if not (path / "config.json").is_file():
-            raise VerifierError(f"verifier model folder has no config.json: {path}")
-        if backend == "vllm" or (backend == "auto" and vllm_supports(path, self.head)):
-            logger.info("running %s on vLLM's pooling runner", path.name)
-            self.scorer = VLLMPoolingScorer(
-                path,
-                self.head,
-                max_batch=max_batch,
-                gpu_memory_utilization=gpu_memory_utilization,
-            )
-            return
-        self.scorer = TransformersScorer(
-            path,
-            self.head,
-            device=device,
-            max_batch=max_batch,
-            trust_remote_code=trust_remote_code,
-        )
-
     def shutdown(self) -> None:
-        stop = getattr(self.scorer, "shutdown", None)
-        if stop is not None:
-            stop()
+        """Release the weights, and the GPU memory they held."""
+        del self.model
+        if self.device.startswith("cuda"):
+            import torch
 
-    @property
-    def model(self) -> str | None:
-        return self.scorer.path.name
-
-    def encode(self, text: str, *, special_tokens: bool = False) -> list[int]:
-        return list(self.scorer.tokenizer.encode(text, add_special_tokens=special_tokens))
-
-    def render(self, messages: Sequence[dict[str, Any]], *, generation_prompt: bool) -> list[int]:
-        text = self.scorer.tokenizer.apply_chat_template(
-            list(messages), tokenize=False, add_generation_prompt=generation_prompt
-        )
-        return self.encode(str(text))
-
-    def single_token(self, text: str) -> int:
-        ids = self.encode(text)
-        if len(ids) != 1:
-            raise VerifierError(f"{text!r} is not one token for the model at {self.scorer.path}")
-        return ids[0]
+            torch.cuda.empty_cache()

@@ -3,13 +3,12 @@
 Where vLLM implements the architecture (Qwen2.5-Math-PRM's `Qwen2ForProcessRewardModel`, and
 sequence classifiers built on a causal LM it supports), the reward model gets vLLM's batching and
 kernels, and on a GPU its own explicit share of memory. The interface matches
-`TransformersScorer`, so a family does not know which one runs it.
+`TransformersScorer` (the `Scorer` protocol), so a family does not know which one runs it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import uuid
@@ -18,37 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from .base import VerifierError
-from .transformers_backend import Head, LogitRequest
+from .reward_model import Head, LogitRequest
 
-__all__ = ["VLLMPoolingScorer", "vllm_supports"]
+__all__ = ["VLLMPoolingScorer"]
 
 logger = logging.getLogger(__name__)
 
 _DEFAULT_GPU_SHARE = 0.1
-
-
-def _architectures(path: Path) -> list[str]:
-    try:
-        config = json.loads((path / "config.json").read_text())
-    except (OSError, ValueError):
-        return []
-    return list(config.get("architectures") or [])
-
-
-def vllm_supports(path: Path, head: Head) -> bool:
-    """Whether vLLM's pooling runner implements this model with the head a family reads."""
-    try:
-        from vllm.model_executor.models import ModelRegistry
-    except ImportError:
-        return False
-    supported = set(ModelRegistry.get_supported_archs())
-    for arch in _architectures(path):
-        if head == "token_classification" and arch.endswith("ForProcessRewardModel"):
-            return arch in supported
-        if head == "sequence_classification" and arch.endswith("ForSequenceClassification"):
-            # vLLM builds a sequence classifier from the causal LM it implements.
-            return arch.replace("ForSequenceClassification", "ForCausalLM") in supported
-    return False
 
 
 class VLLMPoolingScorer:
@@ -89,7 +64,6 @@ class VLLMPoolingScorer:
         )
         self._llm = AsyncLLM.from_engine_args(args)
         self._task: Any = "token_classify" if head == "token_classification" else "classify"
-        self.batches_run = 0
 
     @property
     def parameter_bytes(self) -> int:

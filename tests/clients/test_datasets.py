@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from ponder.clients.datasets import DatasetError, load_dataset
-from ponder.strategies.answers import equivalent
+from ponder.core.answers import equivalent
 
 
 def test_jsonl_problems_are_checked_by_answer_equivalence(tmp_path: Path) -> None:

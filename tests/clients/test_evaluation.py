@@ -17,9 +17,9 @@ from ponder.clients.evaluation import (
     write_results,
 )
 from ponder.clients.report import markdown_table, plot_accuracy, summarize
+from ponder.core.answers import equivalent
 from ponder.server.app import create_app
 from ponder.server.settings import Settings
-from ponder.strategies.answers import equivalent
 from ponder.verifiers.loading import load_configured_verifiers
 from tests.scripted import ScriptedEngine
 

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from ponder.strategies.answers import answer_key
+from ponder.core.answers import answer_key
 from ponder.verifiers.steps import split_steps
 from tests.integration.conftest import MODEL, TINY_PRM, VLLM_ORM, VLLM_PRM, LiveServer
 

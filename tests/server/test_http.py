@@ -14,8 +14,8 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
+from ponder.core.engine import EngineError
 from ponder.server.app import create_app
-from ponder.server.engine import EngineError
 from ponder.server.settings import Settings
 from ponder.strategies.registry import STRATEGIES
 from ponder.verifiers.loading import load_configured_verifiers

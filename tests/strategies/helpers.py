@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ponder.server.engine import SamplingOptions
+from ponder.core.engine import SamplingOptions
 from ponder.strategies.base import Budget, BudgetParams, StrategyContext
 from ponder.verifiers.base import Question
 from ponder.verifiers.loading import load_configured_verifiers

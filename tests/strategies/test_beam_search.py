@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from ponder.strategies.base import BudgetParams, StrategyInputError
+from ponder.core.errors import StrategyInputError
+from ponder.strategies.base import BudgetParams
 from ponder.strategies.beam_search import BeamSearch, BeamSearchParams
 from tests.scripted import ScriptedEngine
 from tests.strategies.helpers import make_context

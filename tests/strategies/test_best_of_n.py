@@ -3,7 +3,8 @@ import math
 
 import pytest
 
-from ponder.strategies.base import BudgetParams, StrategyInputError
+from ponder.core.errors import StrategyInputError
+from ponder.strategies.base import BudgetParams
 from ponder.strategies.best_of_n import BestOfN, BestOfNParams
 from tests.scripted import ScriptedEngine
 from tests.strategies.helpers import generation_calls, make_context

@@ -1,6 +1,7 @@
 import pytest
 
-from ponder.strategies.base import BudgetParams, StrategyInputError
+from ponder.core.errors import StrategyInputError
+from ponder.strategies.base import BudgetParams
 from ponder.strategies.compute_optimal import ComputeOptimal, ComputeOptimalParams
 from ponder.strategies.difficulty import Probe, agreement, verifier_score
 from ponder.strategies.policy import PolicyTable
@@ -165,8 +166,8 @@ def test_plan_covers_probe_and_widest_option() -> None:
 
 
 def test_estimators() -> None:
-    from ponder.server.engine import GeneratedSequence
-    from ponder.strategies.answers import tally
+    from ponder.core.answers import tally
+    from ponder.core.engine import GeneratedSequence
 
     seqs = tuple(GeneratedSequence(t, tuple(map(ord, t)), "stop") for t in ["5", "5", "x y z", "6"])
     votes = tally(["5", "5", None, "6"])

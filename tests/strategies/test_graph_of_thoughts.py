@@ -5,7 +5,8 @@ import asyncio
 import pytest
 from pydantic import ValidationError
 
-from ponder.strategies.base import BudgetParams, StrategyInputError
+from ponder.core.errors import StrategyInputError
+from ponder.strategies.base import BudgetParams
 from ponder.strategies.graph_of_thoughts import GraphOfThoughts, GraphOfThoughtsParams
 from tests.scripted import ScriptedEngine
 from tests.strategies.helpers import generation_calls, make_context

@@ -5,7 +5,8 @@ from collections.abc import Callable
 
 import pytest
 
-from ponder.strategies.base import BudgetParams, StrategyInputError
+from ponder.core.errors import StrategyInputError
+from ponder.strategies.base import BudgetParams
 from ponder.strategies.self_refine import (
     NO_DOUBTED_STEP,
     VERDICT,

@@ -4,8 +4,9 @@ import asyncio
 
 import pytest
 
-from ponder.server.prompting import render_within_context
-from ponder.strategies.base import BudgetParams, StrategyInputError
+from ponder.core.errors import StrategyInputError
+from ponder.core.prompting import render_within_context
+from ponder.strategies.base import BudgetParams
 from ponder.strategies.tree_of_thoughts import (
     TreeOfThoughts,
     TreeOfThoughtsParams,

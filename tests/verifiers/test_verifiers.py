@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from ponder.server.engine import TokenLogprob
+from ponder.core.engine import TokenLogprob
 from ponder.verifiers.base import Candidate, Question, ScoringOptions, VerifierError
 from ponder.verifiers.confidence import ConfidenceVerifier
 from ponder.verifiers.judge import yes_probability

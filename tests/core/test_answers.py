@@ -1,6 +1,6 @@
 import pytest
 
-from ponder.strategies.answers import answer_key, extract_answer, group_answers, tally
+from ponder.core.answers import answer_key, extract_answer, group_answers, tally
 
 
 @pytest.mark.parametrize(
