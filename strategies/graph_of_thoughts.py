@@ -21,7 +21,8 @@ from ponder.core.engine import GeneratedSequence, SamplingOptions
 from ponder.core.prompting import render_all
 from ponder.verifiers.base import StepScore
 
-from .base import RankedCandidate, Strategy, StrategyContext, StrategyParams, StrategyResult
+from .base import RankedCandidate, Strategy, StrategyParams, StrategyResult
+from .context import StrategyContext
 from .search import best_first
 
 __all__ = [

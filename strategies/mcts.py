@@ -29,7 +29,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from .base import Strategy, StrategyContext, StrategyParams, StrategyResult
+from .base import Strategy, StrategyParams, StrategyResult
+from .context import StrategyContext
 from .search import Node, SearchParams, SearchTree
 
 __all__ = ["MCTS", "MCTSParams"]

@@ -23,7 +23,8 @@ from pydantic import Field, model_validator
 from ponder.core.answers import tally
 from ponder.core.errors import StrategyInputError
 
-from .base import Strategy, StrategyContext, StrategyParams, StrategyResult
+from .base import Strategy, StrategyParams, StrategyResult
+from .context import StrategyContext
 from .search import Node, SearchParams, SearchTree, best_first
 
 __all__ = ["PrmBeamSearch", "PrmBeamSearchParams"]

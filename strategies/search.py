@@ -21,16 +21,19 @@ from ponder.core.engine import FinishReason, GeneratedSequence, SamplingOptions
 from ponder.core.errors import StrategyInputError
 from ponder.verifiers.base import Candidate, StepScore, Verifier
 
-from .base import RankedCandidate, StrategyContext, StrategyParams
+from .base import RankedCandidate, StrategyParams
+from .context import StrategyContext
 
-__all__ = ["MAX_DEPTH", "Node", "Scored", "SearchParams", "SearchTree", "best_first"]
+__all__ = ["MAX_DEPTH", "Node", "SearchParams", "SearchTree", "best_first"]
 
 # Hard ceilings on the knobs every search shares; the server's caps bound their product.
 MAX_DEPTH = 64
 MAX_STEP_TOKENS = 4096
 
 
-class Scored(Protocol):
+class Rankable(Protocol):
+    """Anything `best_first` ranks: an id (for ties) and a score (None: unscored)."""
+
     @property
     def id(self) -> int: ...
 
@@ -38,10 +41,10 @@ class Scored(Protocol):
     def score(self) -> float | None: ...
 
 
-ScoredT = TypeVar("ScoredT", bound=Scored)
+RankableT = TypeVar("RankableT", bound=Rankable)
 
 
-def best_first(items: Sequence[ScoredT]) -> list[ScoredT]:
+def best_first(items: Sequence[RankableT]) -> list[RankableT]:
     """Best score first; unscored (budget) last; ties to the earlier id, so runs repeat exactly."""
     return sorted(items, key=lambda i: (i.score is None, -(i.score or 0.0), i.id))
 

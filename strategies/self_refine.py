@@ -27,7 +27,8 @@ from ponder.core.prompting import Build, render_all
 from ponder.verifiers.base import StepScore, Verifier
 from ponder.verifiers.steps import split_steps
 
-from .base import RankedCandidate, Strategy, StrategyContext, StrategyParams, StrategyResult
+from .base import RankedCandidate, Strategy, StrategyParams, StrategyResult
+from .context import StrategyContext
 
 __all__ = ["CRITIQUE_PROMPT", "REFINE_PROMPT", "SelfRefine", "SelfRefineParams", "verdict_critique"]
 

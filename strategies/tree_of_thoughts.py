@@ -18,7 +18,8 @@ from pydantic import Field
 
 from ponder.core.prompting import render_all
 
-from .base import Strategy, StrategyContext, StrategyParams, StrategyResult
+from .base import Strategy, StrategyParams, StrategyResult
+from .context import StrategyContext
 from .search import Node, SearchParams, SearchTree, best_first
 
 __all__ = [

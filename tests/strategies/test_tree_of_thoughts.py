@@ -6,7 +6,7 @@ import pytest
 
 from ponder.core.errors import StrategyInputError
 from ponder.core.prompting import render_within_context
-from ponder.strategies.base import BudgetParams
+from ponder.strategies.budget import BudgetParams
 from ponder.strategies.tree_of_thoughts import (
     TreeOfThoughts,
     TreeOfThoughtsParams,
