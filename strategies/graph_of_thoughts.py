@@ -27,7 +27,7 @@ from .search import best_first
 
 __all__ = [
     "AGGREGATE_PROMPT",
-    "REFINE_PROMPT",
+    "IMPROVE_PROMPT",
     "GraphOfThoughts",
     "GraphOfThoughtsParams",
 ]
@@ -37,7 +37,9 @@ AGGREGATE_PROMPT = (
     "Combine the best parts of these solutions into one correct solution. Fix any mistake you "
     "find, then write the combined solution in full, ending with its final answer."
 )
-REFINE_PROMPT = (
+# The paper's "refine" operation: improve a solution with no critique to go on (self_refine's
+# REFINE_PROMPT rewrites an answer given feedback).
+IMPROVE_PROMPT = (
     "Question:\n{question}\n\nHere is a solution to this question:\n\n{solution}\n\n"
     "Check this solution step by step and write an improved solution in full, correcting any "
     "mistake, ending with its final answer."
@@ -199,7 +201,7 @@ class GraphOfThoughts(Strategy):
         question = ctx.question.text
 
         def build(texts: list[str]) -> list[dict[str, Any]]:
-            content = REFINE_PROMPT.format(question=question, solution=texts[0])
+            content = IMPROVE_PROMPT.format(question=question, solution=texts[0])
             return _conversation(ctx, content)
 
         prompts = await render_all(

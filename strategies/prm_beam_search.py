@@ -61,8 +61,8 @@ class PrmBeamSearchParams(SearchParams):
 
 
 @dataclasses.dataclass
-class _Beam:
-    """One independent search: the whole beam, or one DVTS subtree."""
+class _Subtree:
+    """One independent beam: the whole search, or one of DVTS's n/M subtrees."""
 
     keep: int
     new: list[Node]
@@ -100,11 +100,11 @@ class PrmBeamSearch(Strategy):
         levels = 1 if first else 0
         if p.dvts:
             beams = [
-                _Beam(1, first[i : i + p.beam_width], subtree=i // p.beam_width)
+                _Subtree(1, first[i : i + p.beam_width], subtree=i // p.beam_width)
                 for i in range(0, len(first), p.beam_width)
             ]
         else:
-            beams = [_Beam(p.n // p.beam_width, first)]
+            beams = [_Subtree(p.n // p.beam_width, first)]
         finished: list[Node] = []
         frontier: list[Node] = []
         while any(b.new for b in beams):
