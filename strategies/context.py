@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from ponder.core.engine import Engine, GeneratedSequence, Generation, SamplingOptions
 from ponder.core.errors import StrategyInputError
+from ponder.core.prompting import Prompt, render_prompts
 from ponder.verifiers.base import (
     DEFAULT_SCORING,
     Candidate,
@@ -93,16 +94,6 @@ class StrategyContext:
             return self.options.replace(logprobs=0)
         return self.options
 
-    def fit_context(
-        self, prompts: Sequence[Sequence[int]], options: SamplingOptions
-    ) -> SamplingOptions | None:
-        """`options` with `max_tokens` shortened so that every prompt's continuation fits the
-        model's context; None when one of the prompts leaves no room at all."""
-        room = self.engine.max_model_len - max(len(p) for p in prompts)
-        if room < 1:
-            return None
-        return options.replace(max_tokens=room) if room < options.max_tokens else options
-
     def verifier(self, name: str, param: str = "tts.verifier") -> Verifier:
         if name not in self.verifiers:
             known = ", ".join(sorted(self.verifiers)) or "none"
@@ -141,6 +132,27 @@ class StrategyContext:
             (*reused, *fresh.sequences), fresh.prompt_tokens, fresh.cached_tokens, fresh.interrupted
         )
         return [merged]
+
+    async def sample_replies(
+        self, prompts: Sequence[Prompt], n: int, options: SamplingOptions
+    ) -> list[Generation] | None:
+        """Sample `n` replies to each prompt (a vote, a merge, a critique, a rewrite) in one call.
+
+        A prompt restates the question, so it follows the request's conversation (a system prompt,
+        an answer format, earlier turns still apply) and is fitted to leave room for
+        `options.max_tokens`: the texts it quotes are cut first; where that cannot make room, the
+        replies are shortened to what the context holds. None when a prompt leaves no room at
+        all; an empty list when the budget allows nothing.
+        """
+        ids = await render_prompts(
+            self.engine, prompts, options.max_tokens, head=self.question.context()
+        )
+        room = self.engine.max_model_len - max(len(p) for p in ids)
+        if room < 1:
+            return None
+        if room < options.max_tokens:
+            options = options.replace(max_tokens=room)
+        return await self.sample(n, prompts=ids, options=options)
 
     async def _generate(
         self, prompts: Sequence[Sequence[int]], n: int, options: SamplingOptions

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from ponder.core.prompting import render_all
+from ponder.core.prompting import Numbered, Prompt
 
 from .base import Strategy, StrategyParams, StrategyResult
 from .context import StrategyContext
@@ -215,15 +215,9 @@ class _Search:
             nodes[0].notes["unopposed"] = True
             return
         ctx = self.tree.ctx
-        question = ctx.question.text
-
-        def build(texts: list[str]) -> list[dict[str, Any]]:
-            choices = "\n\n".join(f"Choice {i}:\n{t}" for i, t in enumerate(texts, 1))
-            content = VOTE_PROMPT.format(question=question, count=len(texts), choices=choices)
-            return [{"role": "user", "content": content}]
-
-        thoughts = [n.text.strip() for n in nodes]
-        [prompt] = await render_all(ctx.engine, [(build, thoughts)], VOTE_TOKENS)
+        choices = Numbered("Choice", tuple(n.text.strip() for n in nodes))
+        fields = {"question": ctx.question.text, "count": str(len(nodes))}
+        prompt = Prompt(VOTE_PROMPT, fields, {"choices": choices})
         # Votes are the model's verdicts, not answers: the request's stop strings, log-probs
         # and length rules are for its answers.
         options = ctx.options.replace(
@@ -234,7 +228,7 @@ class _Search:
             min_tokens=0,
             ignore_eos=False,
         )
-        generations = await ctx.sample(self.params.votes, prompts=[prompt], options=options)
+        generations = await ctx.sample_replies([prompt], self.params.votes, options) or []
         replies = [s for g in generations for s in g.sequences]
         self.vote_tokens += sum(s.num_tokens for s in replies)
         counts = [0] * len(nodes)
