@@ -10,8 +10,8 @@ from ponder.strategies.budget import BudgetParams
 from ponder.strategies.tree_of_thoughts import (
     TreeOfThoughts,
     TreeOfThoughtsParams,
-    parse_vote,
 )
+from ponder.strategies.values import parse_vote
 from ponder.verifiers.base import Question
 from tests.scripted import ScriptedEngine
 from tests.strategies.helpers import QUESTION, generation_calls, make_context
