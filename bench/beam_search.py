@@ -23,8 +23,9 @@ from common import addition_problems, served
 
 from ponder.core.engine import SamplingOptions
 from ponder.server.settings import Settings
-from ponder.strategies.base import Budget, BudgetParams, StrategyContext
 from ponder.strategies.beam_search import BeamSearch, BeamSearchParams
+from ponder.strategies.budget import Budget, BudgetParams
+from ponder.strategies.context import StrategyContext
 from ponder.verifiers.base import Question
 
 

@@ -16,7 +16,9 @@ from pydantic import ValidationError
 
 from ponder.core.engine import Engine, SamplingOptions
 from ponder.core.errors import StrategyInputError
-from ponder.strategies.base import Budget, Strategy, StrategyContext, StrategyParams
+from ponder.strategies.base import Strategy, StrategyParams
+from ponder.strategies.budget import Budget
+from ponder.strategies.context import StrategyContext
 from ponder.strategies.factory import build_strategy
 from ponder.strategies.policy import PolicyTable
 from ponder.strategies.registry import strategy_class

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ponder.core.engine import GeneratedSequence, TokenLogprob
-from ponder.strategies.base import RankedCandidate, StrategyContext, StrategyResult, Usage
+from ponder.strategies.base import RankedCandidate, StrategyResult
+from ponder.strategies.context import StrategyContext
+from ponder.strategies.usage import Usage
 
 __all__ = [
     "Endpoint",

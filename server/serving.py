@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from ponder.core.engine import Engine, EngineError, EngineInputError
 from ponder.core.errors import StrategyInputError
-from ponder.strategies.base import Usage
+from ponder.strategies.usage import Usage
 from ponder.verifiers.base import Question, Verifier, VerifierError
 
 from .admission import Admission

@@ -18,7 +18,8 @@ from pydantic import Field
 from ponder.core.engine import GeneratedSequence, SamplingOptions
 from ponder.core.errors import StrategyInputError
 
-from .base import RankedCandidate, Strategy, StrategyContext, StrategyParams, StrategyResult
+from .base import RankedCandidate, Strategy, StrategyParams, StrategyResult
+from .context import StrategyContext
 
 __all__ = ["BeamSearch", "BeamSearchParams"]
 

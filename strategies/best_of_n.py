@@ -14,7 +14,8 @@ from pydantic import Field
 
 from ponder.core.answers import extract_answer, tally
 
-from .base import RankedCandidate, Strategy, StrategyContext, StrategyParams, StrategyResult
+from .base import RankedCandidate, Strategy, StrategyParams, StrategyResult
+from .context import StrategyContext
 
 __all__ = ["BestOfN", "BestOfNParams"]
 

@@ -20,14 +20,8 @@ from pydantic import Field, field_validator
 from ponder.core.answers import extract_answer, tally
 from ponder.core.errors import StrategyInputError
 
-from .base import (
-    RankedCandidate,
-    ReusableSamples,
-    Strategy,
-    StrategyContext,
-    StrategyParams,
-    StrategyResult,
-)
+from .base import RankedCandidate, Strategy, StrategyParams, StrategyResult
+from .context import ReusableSamples, StrategyContext
 from .difficulty import Probe, estimator
 from .policy import PolicyBin, PolicyTable, default_policy, option_params
 from .registry import strategy_class

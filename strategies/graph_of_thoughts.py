@@ -18,15 +18,16 @@ from pydantic import Field, model_validator
 
 from ponder.core.answers import extract_answer
 from ponder.core.engine import GeneratedSequence, SamplingOptions
-from ponder.core.prompting import render_all
+from ponder.core.prompting import Numbered, Prompt
 from ponder.verifiers.base import StepScore
 
-from .base import RankedCandidate, Strategy, StrategyContext, StrategyParams, StrategyResult
+from .base import RankedCandidate, Strategy, StrategyParams, StrategyResult
+from .context import StrategyContext
 from .search import best_first
 
 __all__ = [
     "AGGREGATE_PROMPT",
-    "REFINE_PROMPT",
+    "IMPROVE_PROMPT",
     "GraphOfThoughts",
     "GraphOfThoughtsParams",
 ]
@@ -36,7 +37,9 @@ AGGREGATE_PROMPT = (
     "Combine the best parts of these solutions into one correct solution. Fix any mistake you "
     "find, then write the combined solution in full, ending with its final answer."
 )
-REFINE_PROMPT = (
+# The paper's "refine" operation: improve a solution with no critique to go on (self_refine's
+# REFINE_PROMPT rewrites an answer given feedback).
+IMPROVE_PROMPT = (
     "Question:\n{question}\n\nHere is a solution to this question:\n\n{solution}\n\n"
     "Check this solution step by step and write an improved solution in full, correcting any "
     "mistake, ending with its final answer."
@@ -176,18 +179,10 @@ class GraphOfThoughts(Strategy):
         self, ctx: StrategyContext, options: SamplingOptions, chosen: Sequence[_Solution]
     ) -> list[GeneratedSequence]:
         """`aggregations` merged solutions of `chosen` (best first), in one engine call."""
-        question = ctx.question.text
-
-        def build(texts: list[str]) -> list[dict[str, Any]]:
-            numbered = "\n\n".join(f"Solution {i}:\n{t}" for i, t in enumerate(texts, 1))
-            content = AGGREGATE_PROMPT.format(
-                question=question, count=len(texts), solutions=numbered
-            )
-            return _conversation(ctx, content)
-
-        texts = [s.sequence.text for s in chosen]
-        prompts = await render_all(ctx.engine, [(build, texts)], options.max_tokens)
-        return await self._generate(ctx, options, prompts, self.params.aggregations)
+        solutions = Numbered("Solution", tuple(s.sequence.text for s in chosen))
+        fields = {"question": ctx.question.text, "count": str(len(chosen))}
+        prompt = Prompt(AGGREGATE_PROMPT, fields, {"solutions": solutions})
+        return await _replies(ctx, [prompt], options, self.params.aggregations)
 
     async def _refine(
         self, ctx: StrategyContext, options: SamplingOptions, solutions: Sequence[_Solution]
@@ -195,34 +190,14 @@ class GraphOfThoughts(Strategy):
         """One improved version of each solution, all in one engine call."""
         if not solutions:
             return []
-        question = ctx.question.text
-
-        def build(texts: list[str]) -> list[dict[str, Any]]:
-            content = REFINE_PROMPT.format(question=question, solution=texts[0])
-            return _conversation(ctx, content)
-
-        prompts = await render_all(
-            ctx.engine, [(build, [s.sequence.text]) for s in solutions], options.max_tokens
-        )
-        return await self._generate(ctx, options, prompts, 1)
-
-    async def _generate(
-        self,
-        ctx: StrategyContext,
-        options: SamplingOptions,
-        prompts: list[list[int]],
-        n: int,
-    ) -> list[GeneratedSequence]:
-        # These prompts are longer than the request's; where cutting the solutions could not make
-        # room for a full answer, the answers are shortened to what the context holds.
-        fitted = ctx.fit_context(prompts, options)
-        if fitted is None:
-            return []
-        generations = await ctx.sample(n, prompts=prompts, options=fitted)
-        return [s for g in generations for s in g.sequences]
+        fields = {"question": ctx.question.text}
+        prompts = [Prompt(IMPROVE_PROMPT, fields, {"solution": s.sequence.text}) for s in solutions]
+        return await _replies(ctx, prompts, options, 1)
 
 
-def _conversation(ctx: StrategyContext, content: str) -> list[dict[str, Any]]:
-    """The request's conversation up to its last user turn, then `content` in place of that turn:
-    a system prompt (an answer format, say) still applies to merged and refined solutions."""
-    return [*ctx.question.context(), {"role": "user", "content": content}]
+async def _replies(
+    ctx: StrategyContext, prompts: Sequence[Prompt], options: SamplingOptions, n: int
+) -> list[GeneratedSequence]:
+    """`n` solutions per prompt; none when a prompt leaves no room to answer (or no budget)."""
+    generations = await ctx.sample_replies(prompts, n, options) or []
+    return [s for g in generations for s in g.sequences]

@@ -16,7 +16,8 @@ Two choices the literature leaves open, and why we made them:
   mean value of everything evaluated below it, N(parent) counts those evaluations, and a branch
   is not made to look certain by its single best child (backing up only the maximum would).
 
-Rollout steps are real nodes of the tree (noted `rollout`, so the trace shows them and their
+Values come from the search core (values.py): `VerifierScore` or `RolloutScore`. Rollout steps
+are real nodes of the tree (`rollout_of` set; the trace marks them `rollout` and shows their
 tokens) but not part of the search: selection and the final walk by visits pass over them, except
 that a leaf's rollout is how the walk reaches a finished answer below an unexpanded leaf.
 """
@@ -24,13 +25,15 @@ that a leaf's rollout is how the walk reaches a finished answer below an unexpan
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from .base import Strategy, StrategyContext, StrategyParams, StrategyResult
+from .base import Strategy, StrategyParams, StrategyResult
+from .context import StrategyContext
 from .search import Node, SearchParams, SearchTree
+from .values import RolloutScore, SearchValue, VerifierScore
 
 __all__ = ["MCTS", "MCTSParams"]
 
@@ -58,20 +61,16 @@ class MCTSParams(SearchParams):
         return self.simulations * self.expansions
 
 
-def _visits(node: Node) -> int:
-    visits: int = node.notes.get("visits", 0)
-    return visits
+@dataclass
+class Statistics:
+    """What MCTS knows of a searched node: N, the evaluations backed up through it, and W, the
+    sum of their values (the trace's "value"); Q is W / N."""
 
+    visits: int = 0
+    value: float = 0.0
 
-def _mean(node: Node) -> float | None:
-    """Q: the mean backed-up value; a rollout node, never backed up, has its verifier score."""
-    visits = _visits(node)
-    return node.notes["value"] / visits if visits else node.score
-
-
-def _searched(node: Node) -> list[Node]:
-    """The children the search itself made (not rollout steps)."""
-    return [c for c in node.children if not c.notes.get("rollout")]
+    def mean(self) -> float | None:
+        return self.value / self.visits if self.visits else None
 
 
 class MCTS(Strategy):
@@ -83,29 +82,57 @@ class MCTS(Strategy):
     params: MCTSParams
 
     def planned_tokens(self, max_tokens: int, choices: int) -> int:
-        # Every simulation expands at most one node into k children of at most one step each
-        # (s = min(step_tokens, max_tokens)). A rollout extends a child to at most max_steps steps
-        # in all, and no path outgrows max_tokens, so child plus rollout is at most
-        # min(max_steps * s, max_tokens). Worst case: simulations * k * that per-child bound.
+        # Every simulation expands at most one node into k children of at most one step each.
+        # A rollout extends a child to at most max_steps steps in all, and no path outgrows
+        # max_tokens, so child plus rollout is within `bounds.steps(max_steps)`. Worst case:
+        # simulations * k * that per-child bound.
         p = self.params
-        step = min(p.step_tokens, max_tokens)
-        per_child = min(p.max_steps * step, max_tokens) if p.value == "rollout" else step
+        bounds = p.bounds(max_tokens)
+        per_child = bounds.steps(p.max_steps) if p.value == "rollout" else bounds.step
         return p.simulations * p.expansions * per_child
 
     async def run(self, ctx: StrategyContext) -> StrategyResult:
         p = self.params
-        tree = SearchTree(ctx, p)
-        tree.root.notes.update(visits=0, value=0.0)
-        expanded: set[int] = set()
-        selected: list[int] = []
+        search = _Simulations(SearchTree(ctx, p), p)
+        simulations = await search.run()
+        candidates = search.ranked()
+        details: dict[str, Any] = {
+            "verifier": search.tree.verifier.name,
+            "simulations": simulations,
+        }
+        if p.return_trace:
+            details["selected"] = search.selected
+            details["tree"] = search.tree.trace(search.labels)
+        return StrategyResult(
+            [n.candidate() for n in candidates], list(range(len(candidates))), details
+        )
+
+
+class _Simulations:
+    """One request's search: the tree, what MCTS knows of each searched node, and the nodes
+    each simulation selected."""
+
+    def __init__(self, tree: SearchTree, params: MCTSParams) -> None:
+        self.tree = tree
+        self.params = params
+        self.value_of: SearchValue = (
+            RolloutScore() if params.value == "rollout" else VerifierScore()
+        )
+        self.stats: dict[Node, Statistics] = {tree.root: Statistics()}
+        self.expanded: set[Node] = set()
+        self.selected: list[int] = []
+
+    async def run(self) -> int:
+        """Simulate until `simulations`, the tree or the budget runs out; the simulations run."""
+        p, budget = self.params, self.tree.ctx.budget
         simulations = 0
-        while simulations < p.simulations and not ctx.budget.past_deadline():
-            if not any(self._open(n, expanded) for n in tree.nodes):
+        while simulations < p.simulations and not budget.past_deadline():
+            if not any(self._open(n) for n in self.tree.nodes):
                 break  # every leaf is finished: more simulations would only recount them
-            if not ctx.budget.fit_verifier_calls(1):
+            if not budget.fit_verifier_calls(1):
                 break  # new nodes could not be valued: expanding them would waste tokens
-            leaf = self._select(tree.root, expanded)
-            selected.append(leaf.id)
+            leaf = self._select()
+            self.selected.append(leaf.id)
             if leaf.terminal:
                 # A finished solution cannot be expanded; its value is counted again, which is
                 # how MCTS grows its confidence in a good answer.
@@ -114,87 +141,73 @@ class MCTS(Strategy):
                 self._backup(leaf, leaf.score)
                 simulations += 1
                 continue
-            (children,) = await tree.expand([leaf], p.expansions)
-            expanded.add(leaf.id)
+            (children,) = await self.tree.expand([leaf], p.expansions)
+            self.expanded.add(leaf)
             if not children:
                 break  # the budget ran out: return the best so far
             for child in children:
-                child.notes.update(visits=0, value=0.0)
-            values = await self._values(tree, children)
+                self.stats[child] = Statistics()
+            values = await self.value_of(self.tree, children)
             for child, value in zip(children, values, strict=True):
                 if value is not None:
                     self._backup(child, value)
             simulations += 1
             if any(v is None for v in values):
                 break  # the verifier budget or the deadline ran out: nothing more can be valued
-        candidates = self._ranked(tree)
-        details: dict[str, Any] = {"verifier": tree.verifier.name, "simulations": simulations}
-        if p.return_trace:
-            details["selected"] = selected
-            details["tree"] = tree.trace()
-        return StrategyResult(
-            [n.candidate() for n in candidates], list(range(len(candidates))), details
-        )
+        return simulations
 
-    @staticmethod
-    def _open(node: Node, expanded: set[int]) -> bool:
-        return not node.terminal and node.id not in expanded and not node.notes.get("rollout")
+    def labels(self, node: Node) -> dict[str, Any]:
+        """A searched node's statistics, or the mark of a rollout step, for the trace."""
+        if node.rollout_of is not None:
+            return {"rollout": True}
+        stats = self.stats.get(node)
+        return {"visits": stats.visits, "value": stats.value} if stats is not None else {}
 
-    def _select(self, root: Node, expanded: set[int]) -> Node:
+    def _visits(self, node: Node) -> int:
+        stats = self.stats.get(node)
+        return stats.visits if stats is not None else 0
+
+    def _mean(self, node: Node) -> float | None:
+        """Q; a rollout step, never backed up, has its verifier score."""
+        stats = self.stats.get(node)
+        mean = stats.mean() if stats is not None else None
+        return node.score if mean is None else mean
+
+    def _open(self, node: Node) -> bool:
+        return not node.terminal and node not in self.expanded and node.rollout_of is None
+
+    def _select(self) -> Node:
         """Descend by PUCT while the node is expanded and unfinished; ties go to the lower id."""
-        node = root
-        while node.id in expanded and not node.terminal:
-            children = _searched(node)
+        node = self.tree.root
+        while node in self.expanded and not node.terminal:
+            # The children the search itself made (not rollout steps).
+            children = [c for c in node.children if c.rollout_of is None]
             if not children:
                 break
             # Prior 1/k (see the module docstring); Q is 0 for a child no value reached yet.
-            exploration = self.params.c_puct * math.sqrt(_visits(node)) / len(children)
+            exploration = self.params.c_puct * math.sqrt(self._visits(node)) / len(children)
             scores = [
-                (c.notes["value"] / _visits(c) if _visits(c) else 0.0)
-                + exploration / (1 + _visits(c))
+                (self.stats[c].mean() or 0.0) + exploration / (1 + self._visits(c))
                 for c in children
             ]
             best = max(scores)
             node = children[scores.index(best)]  # the first best: children are in id order
         return node
 
-    @staticmethod
-    def _backup(node: Node, value: float) -> None:
+    def _backup(self, node: Node, value: float) -> None:
         for ancestor in node.path():
-            ancestor.notes["visits"] += 1
-            ancestor.notes["value"] += value
+            stats = self.stats[ancestor]
+            stats.visits += 1
+            stats.value += value
 
-    async def _values(self, tree: SearchTree, children: Sequence[Node]) -> list[float | None]:
-        """The children's values, from one verifier call (after the rollouts, if any)."""
-        if self.params.value == "prm":
-            await tree.evaluate(children)
-            return [c.score for c in children]
-        # Roll every unfinished child forward greedily, one batched engine call per step for all
-        # of them, each from its own token ids; a rollout the budget stops is valued as it is.
-        greedy = tree.step_options.replace(temperature=0.0)
-        tips = {c.id: c for c in children}
-        rolling = [c for c in children if not c.terminal]
-        while rolling:
-            steps = await tree.expand([tips[c.id] for c in rolling], 1, options=greedy)
-            still: list[Node] = []
-            for child, step in zip(rolling, steps, strict=True):
-                if step:
-                    step[0].notes["rollout"] = True
-                    tips[child.id] = step[0]
-                    if not step[0].terminal:
-                        still.append(child)
-            rolling = still
-        await tree.evaluate(list(tips.values()))
-        return [tips[c.id].score for c in children]
-
-    def _ranked(self, tree: SearchTree) -> list[Node]:
+    def ranked(self) -> list[Node]:
         """Finished solutions (or, if none, the leaves) best first, by `final`."""
-        nodes = tree.nodes[1:]
+        nodes = self.tree.nodes[1:]
         pool = [n for n in nodes if n.terminal] or [n for n in nodes if not n.children]
         if self.params.final == "value":
             # Unvalued solutions (the budget left them unscored) rank last; ties: lower id.
             def by_value(n: Node) -> tuple[bool, float, int]:
-                mean = _mean(n)
+                mean = self._mean(n)
                 return mean is None, -(mean or 0.0), n.id
 
             return sorted(pool, key=by_value)
@@ -203,11 +216,13 @@ class MCTS(Strategy):
         # leaf, its rollout (visited after the searched children) or the next branch follows.
         wanted = {n.id for n in pool}
         order: list[Node] = []
-        stack = [tree.root]
+        stack = [self.tree.root]
         while stack:
             node = stack.pop()
             if node.id in wanted:
                 order.append(node)
-            children = sorted(node.children, key=lambda c: (-_visits(c), -(_mean(c) or 0.0), c.id))
+            children = sorted(
+                node.children, key=lambda c: (-self._visits(c), -(self._mean(c) or 0.0), c.id)
+            )
             stack.extend(reversed(children))
         return order

@@ -7,7 +7,8 @@ from typing import ClassVar
 
 from ponder.core.engine import StreamDelta
 
-from .base import RankedCandidate, Strategy, StrategyContext, StrategyResult
+from .base import RankedCandidate, Strategy, StrategyResult
+from .context import StrategyContext
 
 __all__ = ["PlainDecoding"]
 

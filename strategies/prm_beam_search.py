@@ -9,7 +9,8 @@ few greedy steps past it (a steadier signal than one step) but keeps the child i
 candidates diverse when one early path would otherwise crowd out the rest.
 
 Everything is done through the search core: a level is one engine call (`SearchTree.expand`) and
-one verifier call (`SearchTree.evaluate`); lookahead adds one greedy engine call per step.
+one verifier call, valued by the core's `VerifierScore`, or its `RolloutScore` for lookahead,
+which adds one greedy engine call per lookahead step.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from pydantic import Field, model_validator
 from ponder.core.answers import tally
 from ponder.core.errors import StrategyInputError
 
-from .base import Strategy, StrategyContext, StrategyParams, StrategyResult
+from .base import Strategy, StrategyParams, StrategyResult
+from .context import StrategyContext
 from .search import Node, SearchParams, SearchTree, best_first
+from .values import RolloutScore, SearchValue, VerifierScore
 
 __all__ = ["PrmBeamSearch", "PrmBeamSearchParams"]
 
@@ -60,12 +63,13 @@ class PrmBeamSearchParams(SearchParams):
 
 
 @dataclasses.dataclass
-class _Beam:
-    """One independent search: the whole beam, or one DVTS subtree."""
+class _Subtree:
+    """One independent beam: the whole search, or one of DVTS's n/M subtrees."""
 
     keep: int
     new: list[Node]
-    subtree: int | None = None
+    # DVTS: the subtree's number, noted on its nodes for the trace.
+    number: int | None = None
 
 
 class PrmBeamSearch(Strategy):
@@ -87,10 +91,9 @@ class PrmBeamSearch(Strategy):
         least one token per level (its delimiter), hence levels <= max_tokens.
         """
         p = self.params
-        step = min(p.step_tokens, max_tokens)
-        levels = min(p.max_steps, max_tokens)
-        rollout = min(p.lookahead * step, max_tokens)
-        return max(p.n * levels * (step + rollout), choices * max_tokens)
+        bounds = p.bounds(max_tokens)
+        per_child = bounds.step + bounds.steps(p.lookahead)
+        return max(p.n * bounds.levels * per_child, choices * max_tokens)
 
     async def run(self, ctx: StrategyContext) -> StrategyResult:
         p = self.params
@@ -98,66 +101,48 @@ class PrmBeamSearch(Strategy):
         (first,) = await tree.expand([tree.root], p.n)
         levels = 1 if first else 0
         if p.dvts:
-            beams = [
-                _Beam(1, first[i : i + p.beam_width], subtree=i // p.beam_width)
+            subtrees = [
+                _Subtree(1, first[i : i + p.beam_width], number=i // p.beam_width)
                 for i in range(0, len(first), p.beam_width)
             ]
         else:
-            beams = [_Beam(p.n // p.beam_width, first)]
+            subtrees = [_Subtree(p.n // p.beam_width, first)]
         finished: list[Node] = []
         frontier: list[Node] = []
-        while any(b.new for b in beams):
-            for beam in beams:
-                for node in beam.new:
-                    if beam.subtree is not None:
-                        node.notes["subtree"] = beam.subtree
-            await self._score(tree, [n for b in beams for n in b.new])
-            finished.extend(n for b in beams for n in b.new if n.terminal)
-            ranked = [best_first([n for n in b.new if not n.terminal]) for b in beams]
+        while any(t.new for t in subtrees):
+            for subtree in subtrees:
+                for node in subtree.new:
+                    if subtree.number is not None:
+                        node.notes["subtree"] = subtree.number
+            await self._score(tree, [n for t in subtrees for n in t.new])
+            finished.extend(n for t in subtrees for n in t.new if n.terminal)
+            ranked = [best_first([n for n in t.new if not n.terminal]) for t in subtrees]
             frontier = best_first([n for r in ranked for n in r])
             # A spent budget shrinks or empties the next expansion: stop with the best so far.
             if not frontier or ctx.budget.exhausted is not None:
                 break
-            kept_per_beam = []
-            for beam, nodes in zip(beams, ranked, strict=True):
+            kept_per_subtree = []
+            for subtree, nodes in zip(subtrees, ranked, strict=True):
                 for i, node in enumerate(nodes):
-                    node.notes["kept"] = i < beam.keep
-                kept_per_beam.append(nodes[: beam.keep])
-            parents = [n for kept in kept_per_beam for n in kept]
+                    node.notes["kept"] = i < subtree.keep
+                kept_per_subtree.append(nodes[: subtree.keep])
+            parents = [n for kept in kept_per_subtree for n in kept]
             children = iter(await tree.expand(parents, p.beam_width))
-            for beam, kept in zip(beams, kept_per_beam, strict=True):
-                beam.new = [c for _ in kept for c in next(children)]
+            for subtree, kept in zip(subtrees, kept_per_subtree, strict=True):
+                subtree.new = [c for _ in kept for c in next(children)]
             # If nothing more could be generated, the kept nodes are the best unfinished ones.
             frontier = best_first(parents)
-            if any(b.new for b in beams):
+            if any(t.new for t in subtrees):
                 levels += 1
         return await self._result(ctx, tree, finished, frontier, levels)
 
     async def _score(self, tree: SearchTree, nodes: list[Node]) -> None:
-        """Score a level's new nodes in one verifier call, each through its lookahead rollout."""
-        tips = list(nodes)
-        if self.params.lookahead:
-            # Greedy rollouts, as search-and-learn does: the lookahead estimates where a step
-            # leads, it does not explore.
-            greedy = tree.step_options.replace(temperature=0.0)
-            for _ in range(self.params.lookahead):
-                rolling = [i for i, tip in enumerate(tips) if not tip.terminal]
-                if not rolling:
-                    break
-                rolled = await tree.expand([tips[i] for i in rolling], 1, options=greedy)
-                for i, steps in zip(rolling, rolled, strict=True):
-                    if steps:
-                        steps[0].notes["lookahead_of"] = nodes[i].id
-                        tips[i] = steps[0]
-                if not any(rolled) or tree.ctx.budget.exhausted is not None:
-                    break
-        await tree.evaluate(tips)
-        for node, tip in zip(nodes, tips, strict=True):
-            if tip is not node:
-                # The child is kept with its rollout's score; the rollout's step scores cover
-                # steps the child does not have, so they stay on the rollout node.
-                node.score = tip.score
-                node.notes["scored_as"] = tip.id
+        """Score a level's new nodes in one verifier call, each through its lookahead rollout:
+        the child is kept, with its rollout's score."""
+        lookahead = self.params.lookahead
+        value: SearchValue = RolloutScore(lookahead) if lookahead else VerifierScore()
+        for node, score in zip(nodes, await value(tree, nodes), strict=True):
+            node.score = score
 
     async def _result(
         self,
@@ -188,5 +173,15 @@ class PrmBeamSearch(Strategy):
             ranking = votes.rank(ranking)
             details["answer_weights"] = votes.summary()
         if p.return_trace:
-            details["tree"] = tree.trace()
+            details["tree"] = tree.trace(_lookahead_labels)
         return StrategyResult(candidates=candidates, ranking=ranking, details=details)
+
+
+def _lookahead_labels(node: Node) -> dict[str, int]:
+    """Which child a lookahead step rolls out, and which rollout step scored a child."""
+    labels = {}
+    if node.rollout_of is not None:
+        labels["lookahead_of"] = node.rollout_of.id
+    if node.rollout_tip is not None:
+        labels["scored_as"] = node.rollout_tip.id
+    return labels

@@ -2,15 +2,17 @@
 
 After llm-reasoners, a search is three separable things: state transitions (a node extends its
 parent by one step), proposal (`expand`: every child of a level in one engine call that continues
-from token ids, so vLLM's prefix cache serves the shared prefix) and scoring (`evaluate`: every
-node of a level in one verifier call, through the step-score cache). Beam search, MCTS and Tree
-of Thoughts differ only in which nodes they expand and keep.
+from token ids, so vLLM's prefix cache serves the shared prefix; `rollout`: greedy steps past a
+node, to see where it leads) and evaluation (`evaluate`: every node of a level in one verifier
+call, through the step-score cache; the values built on it are in values.py). PRM beam search,
+MCTS and Tree of Thoughts differ only in which nodes they expand, how they value them and which
+they keep.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -21,16 +23,27 @@ from ponder.core.engine import FinishReason, GeneratedSequence, SamplingOptions
 from ponder.core.errors import StrategyInputError
 from ponder.verifiers.base import Candidate, StepScore, Verifier
 
-from .base import RankedCandidate, StrategyContext, StrategyParams
+from .base import RankedCandidate, StrategyParams
+from .context import StrategyContext
 
-__all__ = ["MAX_DEPTH", "Node", "Scored", "SearchParams", "SearchTree", "best_first"]
+__all__ = [
+    "MAX_DEPTH",
+    "Node",
+    "Rankable",
+    "SearchParams",
+    "SearchTree",
+    "StepBounds",
+    "best_first",
+]
 
 # Hard ceilings on the knobs every search shares; the server's caps bound their product.
 MAX_DEPTH = 64
 MAX_STEP_TOKENS = 4096
 
 
-class Scored(Protocol):
+class Rankable(Protocol):
+    """Anything `best_first` ranks: an id (for ties) and a score (None: unscored)."""
+
     @property
     def id(self) -> int: ...
 
@@ -38,12 +51,28 @@ class Scored(Protocol):
     def score(self) -> float | None: ...
 
 
-ScoredT = TypeVar("ScoredT", bound=Scored)
+RankableT = TypeVar("RankableT", bound=Rankable)
 
 
-def best_first(items: Sequence[ScoredT]) -> list[ScoredT]:
+def best_first(items: Sequence[RankableT]) -> list[RankableT]:
     """Best score first; unscored (budget) last; ties to the earlier id, so runs repeat exactly."""
     return sorted(items, key=lambda i: (i.score is None, -(i.score or 0.0), i.id))
+
+
+@dataclass(frozen=True)
+class StepBounds:
+    """The worst-case token arithmetic every step-level search plans with (`planned_tokens`)."""
+
+    # Tokens one step may take: min(step_tokens, max_tokens).
+    step: int
+    # Steps one path may have: min(max_steps, max_tokens); a step that does not end a solution
+    # has at least one token (its delimiter).
+    levels: int
+    max_tokens: int
+
+    def steps(self, count: int) -> int:
+        """Tokens `count` more steps of one path may take: no path outgrows max_tokens."""
+        return min(count * self.step, self.max_tokens)
 
 
 class SearchParams(StrategyParams):
@@ -55,6 +84,12 @@ class SearchParams(StrategyParams):
 
     def verifier_names(self) -> dict[str, str]:
         return {"tts.verifier": self.verifier}
+
+    def bounds(self, max_tokens: int) -> StepBounds:
+        """The step and path bounds of a request whose answers have `max_tokens` at most."""
+        return StepBounds(
+            min(self.step_tokens, max_tokens), min(self.max_steps, max_tokens), max_tokens
+        )
 
 
 @dataclass(eq=False)
@@ -73,7 +108,12 @@ class Node:
     score: float | None = None
     step_scores: tuple[StepScore, ...] | None = None
     children: list[Node] = field(default_factory=list)
-    # Free-form notes an algorithm keeps per node (visits, value, pruned, ...), for the trace.
+    # Greedy rollout steps (`SearchTree.rollout`) are nodes of the tree but not of the search:
+    # each names the node whose rollout it continues, and that node its rollout's last step.
+    rollout_of: Node | None = None
+    rollout_tip: Node | None = None
+    # What the algorithm decided about the node (kept, pruned, ...), for the trace only: state
+    # an algorithm reads back is typed.
     notes: dict[str, Any] = field(default_factory=dict)
 
     def path(self) -> list[Node]:
@@ -163,6 +203,32 @@ class SearchTree:
                     children[parent.id].append(self._child(parent, sequence))
         return [children[p.id] for p in parents]
 
+    async def rollout(self, nodes: Sequence[Node], steps: int | None = None) -> list[Node]:
+        """Each node continued greedily, `steps` steps at most (None: until its path ends), one
+        engine call per step for every rollout still going; each node's tip, the node itself
+        when it is finished or nothing could be added.
+
+        Greedy, as search-and-learn's lookahead and rStar's rollouts are: a rollout estimates
+        where a step leads, it does not explore. A rollout the budget stops (it grants no more
+        tokens, or fewer) ends where it is.
+        """
+        greedy = self.step_options.replace(temperature=0.0)
+        tips = list(nodes)
+        rolling = [i for i, node in enumerate(nodes) if not node.terminal]
+        taken = 0
+        while rolling and (steps is None or taken < steps):
+            rolled = await self.expand([tips[i] for i in rolling], 1, options=greedy)
+            taken += 1
+            still: list[int] = []
+            for i, step in zip(rolling, rolled, strict=True):
+                if step:
+                    step[0].rollout_of = nodes[i]
+                    nodes[i].rollout_tip = tips[i] = step[0]
+                    if not step[0].terminal:
+                        still.append(i)
+            rolling = still
+        return tips
+
     async def evaluate(self, nodes: Sequence[Node]) -> None:
         """Score nodes in one verifier call (the step-score cache spares known prefixes)."""
         todo = [n for n in nodes if n.score is None and n is not self.root]
@@ -177,8 +243,11 @@ class SearchTree:
     def generated_tokens(self) -> int:
         return sum(n.step_tokens for n in self.nodes)
 
-    def trace(self) -> list[dict[str, Any]]:
-        """Every node, parents before children: the tree the search built."""
+    def trace(
+        self, labels: Callable[[Node], Mapping[str, Any]] = lambda node: {}
+    ) -> list[dict[str, Any]]:
+        """Every node, parents before children: the tree the search built, each node with its
+        notes and the `labels` the algorithm gives it (its typed state, for the trace)."""
         return [
             {
                 "id": n.id,
@@ -189,6 +258,7 @@ class SearchTree:
                 "score": n.score,
                 "terminal": n.terminal,
                 **n.notes,
+                **labels(n),
             }
             for n in self.nodes
         ]

@@ -16,7 +16,8 @@ from pydantic import Field, model_validator
 from ponder.core.answers import Tally, extract_answer, tally
 from ponder.core.engine import GeneratedSequence
 
-from .base import RankedCandidate, Strategy, StrategyContext, StrategyParams, StrategyResult
+from .base import RankedCandidate, Strategy, StrategyParams, StrategyResult
+from .context import StrategyContext
 
 __all__ = ["SelfConsistency", "SelfConsistencyParams"]
 

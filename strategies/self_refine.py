@@ -23,11 +23,12 @@ from pydantic import Field
 
 from ponder.core.answers import extract_answer
 from ponder.core.engine import GeneratedSequence, SamplingOptions
-from ponder.core.prompting import Build, render_all
+from ponder.core.prompting import Prompt
 from ponder.verifiers.base import StepScore, Verifier
 from ponder.verifiers.steps import split_steps
 
-from .base import RankedCandidate, Strategy, StrategyContext, StrategyParams, StrategyResult
+from .base import RankedCandidate, Strategy, StrategyParams, StrategyResult
+from .context import StrategyContext
 
 __all__ = ["CRITIQUE_PROMPT", "REFINE_PROMPT", "SelfRefine", "SelfRefineParams", "verdict_critique"]
 
@@ -153,7 +154,6 @@ class _Refinement:
         # The request's stop strings delimit its answers, not our critiques; nobody reads a
         # critique's log-probs.
         self.critique_options = ctx.options.replace(logprobs=None, stop=())
-        self.head = ctx.question.context()
         self.answers: list[_Answer] = []
         self.chains: list[_Chain] = []
 
@@ -205,32 +205,19 @@ class _Refinement:
         if interrupted:
             self._stop(self.chains, "budget")
 
-    def _prompt(
-        self, template: str, fields: Mapping[str, str], trim: Sequence[str]
-    ) -> tuple[Build, list[str]]:
-        """A prompt whose `trim` fields may be cut from their start to fit the context."""
-        fixed = {"question": self.ctx.question.text, **fields}
-
-        def build(texts: list[str]) -> list[dict[str, Any]]:
-            content = template.format(**{**fixed, **dict(zip(trim, texts, strict=True))})
-            return [*self.head, {"role": "user", "content": content}]
-
-        return build, [fixed[name] for name in trim]
-
-    async def _render(self, prompts: Sequence[tuple[Build, list[str]]]) -> list[list[int]]:
-        # Room for the request's `max_tokens`: a rewrite needs all of them.
-        return await render_all(self.ctx.engine, prompts, self.ctx.options.max_tokens)
+    def _prompt(self, template: str, quotes: Mapping[str, str]) -> Prompt:
+        """A prompt about the question that quotes `quotes` (cut from their start to fit)."""
+        return Prompt(template, {"question": self.ctx.question.text}, quotes)
 
     async def _generate(
-        self, chains: Sequence[_Chain], prompts: list[list[int]], options: SamplingOptions
+        self, chains: Sequence[_Chain], prompts: list[Prompt], options: SamplingOptions
     ) -> tuple[list[GeneratedSequence], bool] | None:
-        """One continuation per prompt in one engine call, and whether the deadline cut it short;
+        """One reply per prompt in one engine call, and whether the deadline cut it short;
         None (the chains stopped) when nothing fits in the context or the budget."""
-        fitted = self.ctx.fit_context(prompts, options)
-        if fitted is None:
+        generations = await self.ctx.sample_replies(prompts, 1, options)
+        if generations is None:
             self._stop(chains, "context")
             return None
-        generations = await self.ctx.sample(1, prompts=prompts, options=fitted)
         if not generations:
             self._stop(self.chains, "budget")
             return None
@@ -241,12 +228,9 @@ class _Refinement:
             critiques = [self._verdict(self._latest(c)) for c in chains]
             costs = [0] * len(chains)
         else:
-            prompts = await self._render(
-                [
-                    self._prompt(CRITIQUE_PROMPT, {"answer": self._latest(c).text}, ["answer"])
-                    for c in chains
-                ]
-            )
+            prompts = [
+                self._prompt(CRITIQUE_PROMPT, {"answer": self._latest(c).text}) for c in chains
+            ]
             generated = await self._generate(chains, prompts, self.critique_options)
             if generated is None:
                 return None
@@ -268,16 +252,10 @@ class _Refinement:
     async def _refine(
         self, chains: Sequence[_Chain], critiques: Sequence[str], round_: int
     ) -> None:
-        prompts = await self._render(
-            [
-                self._prompt(
-                    REFINE_PROMPT,
-                    {"answer": self._latest(c).text, "critique": critique},
-                    ["answer", "critique"],
-                )
-                for c, critique in zip(chains, critiques, strict=True)
-            ]
-        )
+        prompts = [
+            self._prompt(REFINE_PROMPT, {"answer": self._latest(c).text, "critique": critique})
+            for c, critique in zip(chains, critiques, strict=True)
+        ]
         generated = await self._generate(chains, prompts, self.answer_options)
         if generated is None:
             return

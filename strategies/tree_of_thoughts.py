@@ -1,43 +1,27 @@
 """`tree_of_thoughts`: breadth- or depth-first search over reasoning steps (Yao et al. 2023).
 
 A thought is one step (text up to the step delimiter). Each kept node proposes `proposals` next
-thoughts in one engine call (the search core's `expand`), and every new thought is valued at once:
-by a verifier (one call through the step-score cache) or, as in the paper's "vote" evaluator, by
-asking the policy model `votes` times which of the numbered thoughts is most promising (one engine
-call with n=votes). BFS keeps the `breadth` best thoughts per level; DFS follows the best child
-first, prunes children valued below `threshold` and backtracks when a subtree runs dry.
+thoughts in one engine call (the search core's `expand`), and every new thought is valued at once,
+by one of the values the search core offers (values.py): a verifier's score (one call through the
+step-score cache) or, as in the paper's "vote" evaluator, the policy model's votes for the most
+promising of the numbered thoughts (one engine call with n=votes). BFS keeps the `breadth` best
+thoughts per level; DFS follows the best child first, prunes children valued below `threshold` and
+backtracks when a subtree runs dry.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from ponder.core.prompting import render_all
-
-from .base import Strategy, StrategyContext, StrategyParams, StrategyResult
+from .base import Strategy, StrategyParams, StrategyResult
+from .context import StrategyContext
 from .search import Node, SearchParams, SearchTree, best_first
+from .values import VOTE_TOKENS, ModelVote, SearchValue, VerifierScore
 
-__all__ = [
-    "VOTE_PROMPT",
-    "VOTE_TOKENS",
-    "TreeOfThoughts",
-    "TreeOfThoughtsParams",
-    "parse_vote",
-]
-
-VOTE_PROMPT = (
-    "Question:\n{question}\n\nHere are {count} candidate partial solutions:\n\n{choices}\n\n"
-    "Which choice is the most promising way towards a correct answer? Conclude with "
-    '"The best choice is N", where N is the number of that choice.'
-)
-# A vote is a short verdict, not a solution: enough for a sentence of reasons and the number.
-VOTE_TOKENS = 64
-_BEST_CHOICE = re.compile(r"best choice is\D{0,12}?(\d+)", re.IGNORECASE)
-_INTEGER = re.compile(r"\d+")
+__all__ = ["TreeOfThoughts", "TreeOfThoughtsParams"]
 
 
 class TreeOfThoughtsParams(SearchParams):
@@ -61,18 +45,6 @@ class TreeOfThoughtsParams(SearchParams):
         return self.breadth * self.proposals if self.method == "bfs" else self.proposals
 
 
-def parse_vote(text: str, choices: int) -> int | None:
-    """The 0-based choice a vote names ("The best choice is N", else its first integer), or None
-    when it names none or a number outside 1..choices."""
-    found = _BEST_CHOICE.findall(text)
-    number = found[-1] if found else next(iter(_INTEGER.findall(text)), None)
-    # Longer digit strings name no choice (and Python refuses to convert thousands of digits).
-    if number is None or len(number) > 3:
-        return None
-    index = int(number) - 1
-    return index if 0 <= index < choices else None
-
-
 class TreeOfThoughts(Strategy):
     name: ClassVar[str] = "tree_of_thoughts"
     description: ClassVar[str] = (
@@ -90,15 +62,15 @@ class TreeOfThoughts(Strategy):
         expansion values its thoughts once: with votes, `votes` replies of `VOTE_TOKENS`.
         """
         p = self.params
-        step = min(p.step_tokens, max_tokens)
+        bounds = p.bounds(max_tokens)
         if p.method == "bfs":
-            levels = min(p.max_steps, max_tokens)
+            levels = bounds.levels
             thoughts = p.proposals + (levels - 1) * p.breadth * p.proposals
         else:
             levels = p.max_expansions
             thoughts = levels * p.proposals
         voting = levels * p.votes * VOTE_TOKENS if p.value == "vote" else 0
-        return thoughts * step + voting
+        return thoughts * bounds.step + voting
 
     async def run(self, ctx: StrategyContext) -> StrategyResult:
         p = self.params
@@ -112,9 +84,9 @@ class TreeOfThoughts(Strategy):
             found = await search.dfs(tree.root)
             details["expansions"] = search.expansions
             details["found"] = found is not None
-        if p.value == "vote":
-            details["vote_tokens"] = search.vote_tokens
-            details["invalid_votes"] = search.invalid_votes
+        if isinstance(search.value_of, ModelVote):
+            details["vote_tokens"] = search.value_of.tokens
+            details["invalid_votes"] = search.value_of.invalid
         if p.return_trace:
             details["tree"] = tree.trace()
         nodes = [n for n in tree.nodes if n.terminal]
@@ -133,14 +105,16 @@ class TreeOfThoughts(Strategy):
 
 
 class _Search:
-    """One run's search: the tree, the algorithm's decisions (in node notes) and vote counts."""
+    """One run's search: the tree, how it values thoughts and the algorithm's decisions (in
+    node notes)."""
 
     def __init__(self, tree: SearchTree, params: TreeOfThoughtsParams) -> None:
         self.tree = tree
         self.params = params
+        self.value_of: SearchValue = (
+            ModelVote(params.votes) if params.value == "vote" else VerifierScore()
+        )
         self.expansions = 0
-        self.vote_tokens = 0
-        self.invalid_votes = 0
         self._visits = 0
 
     def stopped(self) -> bool:
@@ -202,49 +176,7 @@ class _Search:
         return None
 
     async def value(self, nodes: Sequence[Node]) -> None:
-        """Give every node a value in one call: the verifier's score or its vote share."""
-        if not nodes:
-            return
-        if self.params.value == "verifier":
-            await self.tree.evaluate(nodes)
-            return
-        if len(nodes) == 1:
-            # A lone thought would get every valid vote; asking costs a call and says nothing.
-            nodes[0].score = 1.0
-            nodes[0].notes["unopposed"] = True
-            return
-        ctx = self.tree.ctx
-        question = ctx.question.text
-
-        def build(texts: list[str]) -> list[dict[str, Any]]:
-            choices = "\n\n".join(f"Choice {i}:\n{t}" for i, t in enumerate(texts, 1))
-            content = VOTE_PROMPT.format(question=question, count=len(texts), choices=choices)
-            return [{"role": "user", "content": content}]
-
-        thoughts = [n.text.strip() for n in nodes]
-        [prompt] = await render_all(ctx.engine, [(build, thoughts)], VOTE_TOKENS)
-        # Votes are the model's verdicts, not answers: the request's stop strings, log-probs
-        # and length rules are for its answers.
-        options = ctx.options.replace(
-            max_tokens=VOTE_TOKENS,
-            stop=(),
-            include_stop=False,
-            logprobs=None,
-            min_tokens=0,
-            ignore_eos=False,
-        )
-        generations = await ctx.sample(self.params.votes, prompts=[prompt], options=options)
-        replies = [s for g in generations for s in g.sequences]
-        self.vote_tokens += sum(s.num_tokens for s in replies)
-        counts = [0] * len(nodes)
-        for reply in replies:
-            choice = parse_vote(reply.text, len(nodes))
-            if choice is None:
-                self.invalid_votes += 1
-            else:
-                counts[choice] += 1
-        valid = sum(counts)
-        for node, count in zip(nodes, counts, strict=True):
-            node.notes["votes"] = count
-            # No valid vote (or none sampled: budget) leaves the thoughts unvalued, not tied.
-            node.score = count / valid if valid else None
+        """Give every new thought a value (its score), in one call."""
+        values = await self.value_of(self.tree, nodes)
+        for node, value in zip(nodes, values, strict=True):
+            node.score = value

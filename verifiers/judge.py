@@ -7,14 +7,12 @@ a graded score rather than a coin flip, and costs one prefill per question.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable, Sequence
 
 from ponder.core.engine import Engine, SamplingOptions, TokenLogprob
-from ponder.core.prompting import Build, render_all
+from ponder.core.prompting import Prompt, render_prompts
 
-__all__ = ["JudgeQuestion", "YesNoJudge", "yes_probability"]
+__all__ = ["YesNoJudge", "yes_probability"]
 
 _TOP_LOGPROBS = 20
 
@@ -51,36 +49,20 @@ def _alternatives(position: TokenLogprob) -> list[tuple[str, float]]:
     return pairs
 
 
-@dataclass(frozen=True)
-class JudgeQuestion:
-    """A user message from `template` and `fields`; `trim` names the field cut from its start
-    when the message is too long for the judge's context (its end is where conclusions are)."""
-
-    template: str
-    fields: Mapping[str, str]
-    trim: str
-
-
 class YesNoJudge:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    @staticmethod
-    def _prompt(question: JudgeQuestion) -> tuple[Build, list[str]]:
-        def build(texts: list[str]) -> list[dict[str, Any]]:
-            fields = {**question.fields, question.trim: texts[0]}
-            return [{"role": "user", "content": question.template.format(**fields)}]
+    async def ask(self, questions: Sequence[Prompt], *, request_id: str) -> tuple[list[float], int]:
+        """P(Yes) for each question, and the tokens the judge processed.
 
-        return build, [question.fields[question.trim]]
-
-    async def ask(
-        self, questions: Sequence[JudgeQuestion], *, request_id: str
-    ) -> tuple[list[float], int]:
-        """P(Yes) for each question, and the tokens the judge processed."""
+        A question is asked alone, without the conversation the answer came from: the judge
+        rates the answer, and a system prompt's instructions are for the answer's author.
+        """
         if not questions:
             return [], 0
         # One token is generated: that is all the room the verdict needs.
-        prompts = await render_all(self.engine, [self._prompt(q) for q in questions], 1)
+        prompts = await render_prompts(self.engine, questions, 1)
         options = SamplingOptions(max_tokens=1, temperature=0.0, logprobs=_TOP_LOGPROBS)
         generations = await self.engine.generate(prompts, options, n=1, request_id=request_id)
         probabilities = []

@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from ponder.core.engine import Engine
+from ponder.core.prompting import Prompt
 
 from .base import DEFAULT_SCORING, Candidate, Question, Scores, ScoringOptions, VerifierKind
-from .judge import JudgeQuestion, YesNoJudge
+from .judge import YesNoJudge
 
 __all__ = ["JUDGE_PROMPT", "SelfJudgeVerifier"]
 
@@ -45,9 +46,7 @@ class SelfJudgeVerifier:
         request_id: str,
         options: ScoringOptions = DEFAULT_SCORING,
     ) -> Scores:
-        asked = [
-            JudgeQuestion(JUDGE_PROMPT, {"question": question.text, "answer": c.text}, "answer")
-            for c in candidates
-        ]
+        fields = {"question": question.text}
+        asked = [Prompt(JUDGE_PROMPT, fields, {"answer": c.text}) for c in candidates]
         values, tokens = await self._judge.ask(asked, request_id=request_id)
         return Scores(tuple(values), tokens=tokens)

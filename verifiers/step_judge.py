@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from ponder.core.engine import Engine
+from ponder.core.prompting import Prompt
 
 from .base import Aggregation, Question, ScoringOptions, VerifierKind
-from .judge import JudgeQuestion, YesNoJudge
+from .judge import YesNoJudge
 from .process import ProcessVerifier, StepBatch
 
 __all__ = ["STEP_PROMPT", "StepJudgeVerifier"]
@@ -56,7 +57,7 @@ class StepJudgeVerifier(ProcessVerifier):
     ) -> StepBatch:
         # Answers that share a prefix (siblings in a search) have that prefix judged once.
         index: dict[tuple[str, ...], int] = {}
-        asked: list[JudgeQuestion] = []
+        asked: list[Prompt] = []
         for steps, start in zip(answers, starts, strict=True):
             for k in range(start, len(steps)):
                 step = steps[k]
@@ -65,8 +66,8 @@ class StepJudgeVerifier(ProcessVerifier):
                     continue
                 index[prefix] = len(asked)
                 previous = options.step_delimiter.join(steps[:k]) or "(nothing yet)"
-                fields = {"question": question.text, "previous": previous, "step": step}
-                asked.append(JudgeQuestion(STEP_PROMPT, fields, "previous"))
+                fields = {"question": question.text, "step": step}
+                asked.append(Prompt(STEP_PROMPT, fields, {"previous": previous}))
         verdicts, tokens = await self._judge.ask(asked, request_id=request_id)
         scores: list[list[float | None]] = [
             [verdicts[index[tuple(steps[: k + 1])]] for k in range(start, len(steps))]

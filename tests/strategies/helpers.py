@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ponder.core.engine import SamplingOptions
-from ponder.strategies.base import Budget, BudgetParams, StrategyContext
+from ponder.strategies.budget import Budget, BudgetParams
+from ponder.strategies.context import StrategyContext
 from ponder.verifiers.base import Question
 from ponder.verifiers.loading import load_configured_verifiers
 from tests.scripted import JUDGE_MARKER, STEP_MARKER, ScriptedEngine

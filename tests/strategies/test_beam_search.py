@@ -5,8 +5,8 @@ import math
 import pytest
 
 from ponder.core.errors import StrategyInputError
-from ponder.strategies.base import BudgetParams
 from ponder.strategies.beam_search import BeamSearch, BeamSearchParams
+from ponder.strategies.budget import BudgetParams
 from tests.scripted import ScriptedEngine
 from tests.strategies.helpers import make_context
 

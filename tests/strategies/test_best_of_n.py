@@ -4,8 +4,8 @@ import math
 import pytest
 
 from ponder.core.errors import StrategyInputError
-from ponder.strategies.base import BudgetParams
 from ponder.strategies.best_of_n import BestOfN, BestOfNParams
+from ponder.strategies.budget import BudgetParams
 from tests.scripted import ScriptedEngine
 from tests.strategies.helpers import generation_calls, make_context
 

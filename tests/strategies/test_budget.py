@@ -2,7 +2,7 @@ import time
 
 import pytest
 
-from ponder.strategies.base import Budget, BudgetParams
+from ponder.strategies.budget import Budget, BudgetParams
 
 
 @pytest.mark.parametrize(

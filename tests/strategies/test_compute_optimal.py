@@ -1,7 +1,7 @@
 import pytest
 
 from ponder.core.errors import StrategyInputError
-from ponder.strategies.base import BudgetParams
+from ponder.strategies.budget import BudgetParams
 from ponder.strategies.compute_optimal import ComputeOptimal, ComputeOptimalParams
 from ponder.strategies.difficulty import Probe, agreement, verifier_score
 from ponder.strategies.policy import PolicyTable

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from ponder.core.errors import StrategyInputError
-from ponder.strategies.base import BudgetParams
+from ponder.strategies.budget import BudgetParams
 from ponder.strategies.graph_of_thoughts import GraphOfThoughts, GraphOfThoughtsParams
 from tests.scripted import ScriptedEngine
 from tests.strategies.helpers import generation_calls, make_context

@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
-from ponder.strategies.base import BudgetParams, StrategyContext, StrategyResult
+from ponder.strategies.base import StrategyResult
+from ponder.strategies.budget import BudgetParams
+from ponder.strategies.context import StrategyContext
 from ponder.strategies.mcts import MCTS, MCTSParams
 from tests.scripted import ScriptedEngine
 from tests.strategies.helpers import generation_calls, make_context

@@ -6,7 +6,9 @@ import pytest
 from pydantic import ValidationError
 
 from ponder.server.errors import validation_error
-from ponder.strategies.base import BudgetParams, StrategyContext, StrategyResult
+from ponder.strategies.base import StrategyResult
+from ponder.strategies.budget import BudgetParams
+from ponder.strategies.context import StrategyContext
 from ponder.strategies.prm_beam_search import PrmBeamSearch, PrmBeamSearchParams
 from tests.scripted import ScriptedEngine
 from tests.strategies.helpers import generation_calls, make_context

@@ -61,3 +61,25 @@ async def test_depth_and_length_limits_make_nodes_terminal() -> None:
     (children,) = await search.expand([search.root], 1)
     assert children[0].terminal and children[0].finish_reason == "length"
     assert children[0].step_tokens == 5
+
+
+async def test_rollout_continues_greedily_one_call_per_step_and_marks_its_steps() -> None:
+    search, engine = tree()
+    (children,) = await search.expand([search.root], 2)
+    live, finished = children
+    tips = await search.rollout(children, steps=1)
+    # Only the live child rolls, greedily; the finished one is its own tip.
+    (call,) = generation_calls(engine)[1:]
+    assert call.n == 1 and call.options.temperature == 0.0 and len(call.prompts) == 1
+    assert tips[1] is finished and finished.rollout_tip is None
+    assert tips[0].text == "add 2 and 3\n\nso 5\n\n"
+    assert tips[0].rollout_of is live and live.rollout_tip is tips[0]
+    assert tips[0] in live.children
+
+
+def test_step_bounds_cap_steps_and_paths_by_max_tokens() -> None:
+    params = SearchParams(strategy="beam", max_steps=8, step_tokens=100)
+    bounds = params.bounds(500)
+    assert (bounds.step, bounds.levels) == (100, 8)
+    assert bounds.steps(3) == 300 and bounds.steps(8) == 500
+    assert params.bounds(5).step == 5 and params.bounds(5).levels == 5

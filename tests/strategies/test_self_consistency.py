@@ -1,4 +1,4 @@
-from ponder.strategies.base import BudgetParams
+from ponder.strategies.budget import BudgetParams
 from ponder.strategies.self_consistency import SelfConsistency, SelfConsistencyParams
 from tests.scripted import ScriptedEngine
 from tests.strategies.helpers import generation_calls, make_context

@@ -6,7 +6,7 @@ from collections.abc import Callable
 import pytest
 
 from ponder.core.errors import StrategyInputError
-from ponder.strategies.base import BudgetParams
+from ponder.strategies.budget import BudgetParams
 from ponder.strategies.self_refine import (
     NO_DOUBTED_STEP,
     VERDICT,

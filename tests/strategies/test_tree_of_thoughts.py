@@ -6,14 +6,15 @@ import pytest
 
 from ponder.core.errors import StrategyInputError
 from ponder.core.prompting import render_within_context
-from ponder.strategies.base import BudgetParams
+from ponder.strategies.budget import BudgetParams
 from ponder.strategies.tree_of_thoughts import (
     TreeOfThoughts,
     TreeOfThoughtsParams,
-    parse_vote,
 )
+from ponder.strategies.values import parse_vote
+from ponder.verifiers.base import Question
 from tests.scripted import ScriptedEngine
-from tests.strategies.helpers import generation_calls, make_context
+from tests.strategies.helpers import QUESTION, generation_calls, make_context
 
 # Partial solution -> its proposed next thoughts.
 BFS_TREE = {
@@ -161,6 +162,18 @@ async def test_vote_valuation_counts_valid_votes_in_one_call_per_level() -> None
     assert result.details["vote_tokens"] == votes
     tree_tokens = sum(n["tokens"] for n in result.details["tree"])
     assert ctx.usage.completion_tokens == tree_tokens + votes
+
+
+async def test_votes_follow_the_system_prompt_and_earlier_turns() -> None:
+    engine = scripted(VOTE_TREE, VOTES)
+    ctx = make_context(engine)
+    system = {"role": "system", "content": "Answer tersely."}
+    ctx.question = Question((system, {"role": "user", "content": QUESTION}))
+    await tot(value="vote", votes=5, breadth=1, proposals=3, max_steps=2).run(ctx)
+    vote_calls = [c for c in engine.calls if c.n == 5]
+    assert len(vote_calls) == 2
+    for call in vote_calls:
+        assert call.prompt_texts()[0].startswith("<system>Answer tersely.\n<user>Question:\n")
 
 
 def test_parse_vote() -> None:
