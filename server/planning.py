@@ -20,6 +20,7 @@ from ponder.strategies.base import Budget, Strategy, StrategyContext, StrategyPa
 from ponder.strategies.factory import build_strategy
 from ponder.strategies.policy import PolicyTable
 from ponder.strategies.registry import strategy_class
+from ponder.strategies.streaming import TokenStreaming
 from ponder.verifiers.base import Question, Verifier
 
 from .errors import APIError, validation_error
@@ -78,8 +79,13 @@ class RequestPlanner:
         self.metrics = metrics
         self.policy = policy
 
-    def _resolve_strategy(self, req: ChatCompletionRequest | CompletionRequest) -> Strategy:
-        model, _, suffix = req.model.partition("@")
+    def check_model(self, requested: str) -> None:
+        """404 unless `requested` (`MODEL` or `MODEL@STRATEGY`) names the served model.
+
+        The serving layer calls this before it renders or tokenizes the prompt, so a request
+        for another model costs nothing.
+        """
+        model = requested.partition("@")[0]
         if model != self.engine.model_name:
             raise APIError(
                 404,
@@ -88,6 +94,10 @@ class RequestPlanner:
                 param="model",
                 code="model_not_found",
             )
+
+    def _resolve_strategy(self, req: ChatCompletionRequest | CompletionRequest) -> Strategy:
+        self.check_model(req.model)
+        suffix = req.model.partition("@")[2]
         tts = dict(req.tts or {})
         named = tts.get("strategy")
         if suffix and named and named != suffix:
@@ -161,7 +171,7 @@ class RequestPlanner:
                 f"this request explores {candidates} candidates; the server allows {s.max_tts_n}",
                 param=param,
             )
-        if not strategy.streams_tokens and req.n > explored:
+        if not isinstance(strategy, TokenStreaming) and req.n > explored:
             raise APIError(
                 400,
                 f"n={req.n} choices cannot come from {explored} candidates; raise tts.n or lower n",

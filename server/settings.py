@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     )
 
     # Engine.
+    engine: str = Field(
+        "vllm", description="What serves the policy model (server/engines.py): vllm, in process."
+    )
     max_model_len: int = Field(4096, ge=64, description="Longest prompt plus completion.")
     gpu_memory_utilization: float = Field(
         0.85, gt=0, le=1, description="Share of GPU memory the policy engine may use (GPU only)."

@@ -373,8 +373,6 @@ class Strategy(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     Params: ClassVar[type[StrategyParams]] = StrategyParams
-    # Whether `stream` yields tokens as they are generated (else the chosen answer is streamed).
-    streams_tokens: ClassVar[bool] = False
 
     def __init__(self, params: StrategyParams) -> None:
         self.params = params
