@@ -25,7 +25,7 @@ from ponder.verifiers.base import Question, Verifier
 
 from .errors import APIError, validation_error
 from .metrics import PonderMetrics
-from .protocol import ChatCompletionRequest, CompletionRequest, completion_id, now
+from .protocol import ChatCompletionRequest, CompletionRequest, TTSBlock, completion_id, now
 from .responses import Endpoint, Outcome, tts_block
 from .settings import Settings
 
@@ -51,7 +51,7 @@ class PreparedRequest:
     def strategy_name(self) -> str:
         return self.strategy.name
 
-    def tts(self, outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    def tts(self, outcomes: Sequence[Outcome]) -> TTSBlock:
         return tts_block(self.strategy_name, outcomes, trace=self.strategy.params.return_trace)
 
 

@@ -15,7 +15,15 @@ from ponder.core.engine import GeneratedSequence, TokenLogprob
 from ponder.strategies.base import RankedCandidate, StrategyResult
 from ponder.strategies.streaming import TokenStreaming
 
-from .responses import Outcome, chat_logprobs, completion_logprobs, openai_finish_reason, sse
+from .protocol import TTSBlock, UsageInfo
+from .responses import (
+    Outcome,
+    chat_logprobs,
+    completion_logprobs,
+    openai_finish_reason,
+    sse,
+    wire,
+)
 
 if TYPE_CHECKING:
     from .planning import PreparedRequest
@@ -57,9 +65,9 @@ def chunk(
     return sse({**_envelope(prepared), "choices": [choice]})
 
 
-def usage_chunk(prepared: PreparedRequest, usage: dict[str, Any], tts: dict[str, Any]) -> str:
+def usage_chunk(prepared: PreparedRequest, usage: UsageInfo, tts: TTSBlock) -> str:
     """The chunk before `[DONE]` when `stream_options.include_usage` is set; carries `tts` too."""
-    return sse({**_envelope(prepared), "choices": [], "usage": usage, "tts": tts})
+    return sse({**_envelope(prepared), "choices": [], "usage": wire(usage), "tts": wire(tts)})
 
 
 async def stream_tokens(
