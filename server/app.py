@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from ponder.core.engine import Engine
 from ponder.strategies.policy import PolicyError
 from ponder.verifiers.base import Verifier, VerifierError
-from ponder.verifiers.loading import load_configured_verifiers
+from ponder.verifiers.loading import check_verifier_specs, load_configured_verifiers
 
 from .engines import UnknownEngineError, start_engine
 from .errors import install_error_handlers
@@ -50,8 +50,11 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own_engine = engine is None
         try:
-            # Read before the engine starts, so that a broken table fails in a second, not a minute.
+            # Read before the engine starts, so that a broken table or verifier option fails in a
+            # second, not a minute.
             policies = PolicyStore(settings.policy_table)
+            if verifiers is None:
+                check_verifier_specs(settings.verifiers)
             active = engine if engine is not None else start_engine(settings)
             policy_share = 0.0 if active.on_cpu else settings.gpu_memory_utilization
             loaded = (

@@ -29,7 +29,7 @@ class ConfidenceVerifier:
     description: ClassVar[str] = "exp(mean token log-probability) of the answer under the policy"
     needs_logprobs: ClassVar[bool] = True
 
-    def __init__(self, name: str = "confidence", **_: object) -> None:
+    def __init__(self, name: str = "confidence") -> None:
         self.name = name
 
     @property

@@ -35,7 +35,6 @@ class OutcomeRewardModel(ModelBacked):
         trust_remote_code: bool = False,
         backend: Backend = "auto",
         gpu_memory_utilization: float | None = None,
-        **_: object,
     ) -> None:
         self.name = name
         self.load_model(

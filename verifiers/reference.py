@@ -39,7 +39,7 @@ class ReferenceVerifier:
     )
     needs_logprobs: ClassVar[bool] = False
 
-    def __init__(self, name: str = "reference", **_: object) -> None:
+    def __init__(self, name: str = "reference") -> None:
         self.name = name
 
     @property

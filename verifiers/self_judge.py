@@ -29,7 +29,7 @@ class SelfJudgeVerifier:
     description: ClassVar[str] = 'the policy model asked "is this answer correct?"; P(Yes) vs P(No)'
     needs_logprobs: ClassVar[bool] = False
 
-    def __init__(self, engine: Engine, name: str = "self_judge", **_: object) -> None:
+    def __init__(self, engine: Engine, name: str = "self_judge") -> None:
         self.name = name
         self._judge = YesNoJudge(engine)
 

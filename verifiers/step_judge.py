@@ -36,7 +36,6 @@ class StepJudgeVerifier(ProcessVerifier):
         name: str = "step_judge",
         *,
         aggregation: Aggregation | None = None,
-        **_: object,
     ) -> None:
         super().__init__(name, aggregation=aggregation)
         self._judge = YesNoJudge(engine)
