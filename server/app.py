@@ -64,7 +64,9 @@ def create_app(
                     active, settings.verifiers, policy_gpu_share=policy_share
                 )
             )
-            policies.validate_with(policy_check(loaded, settings.max_tts_n))
+            served_logprobs = min(settings.max_logprobs, active.max_logprobs)
+            check = policy_check(loaded, settings.max_tts_n, served_logprobs)
+            policies.validate_with(check)
         except (UnknownEngineError, VerifierError, PolicyError) as exc:
             logger.error("cannot start: %s", exc)
             raise

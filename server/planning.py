@@ -29,7 +29,7 @@ from .protocol import ChatCompletionRequest, CompletionRequest, TTSBlock, comple
 from .responses import Endpoint, Outcome, tts_block
 from .settings import Settings
 
-__all__ = ["PreparedRequest", "RequestPlanner", "parse_body"]
+__all__ = ["PreparedRequest", "RequestPlanner", "logprobs_needed", "parse_body"]
 
 
 @dataclass
@@ -55,6 +55,18 @@ class PreparedRequest:
         return tts_block(self.strategy_name, outcomes, trace=self.strategy.params.return_trace)
 
 
+def logprobs_needed(params: StrategyParams, verifiers: Mapping[str, Verifier]) -> dict[str, int]:
+    """Alternatives per token a request will ask the engine for, by the `tts` field responsible:
+    the strategy's own (token beam search reads 2 x width) and its verifiers' (a judge reads 20).
+    """
+    needs = dict(params.top_logprobs_needed())
+    for param, name in params.verifier_names().items():
+        verifier = verifiers.get(name)
+        if verifier is not None and verifier.top_logprobs:
+            needs[param] = max(needs.get(param, 0), verifier.top_logprobs)
+    return needs
+
+
 def parse_body(model: type[ChatCompletionRequest | CompletionRequest], body: Any) -> Any:
     if not isinstance(body, dict):
         raise APIError(400, "the request body must be a JSON object", code="invalid_body")
@@ -78,6 +90,8 @@ class RequestPlanner:
         self.settings = settings
         self.metrics = metrics
         self.policy = policy
+        # What the server serves: the flag, and never more than the engine can.
+        self.max_logprobs = min(settings.max_logprobs, engine.max_logprobs)
 
     def check_model(self, requested: str) -> None:
         """404 unless `requested` (`MODEL` or `MODEL@STRATEGY`) names the served model.
@@ -151,9 +165,9 @@ class RequestPlanner:
                 code="context_length_exceeded",
             )
         top_logprobs = req.requested_logprobs()
-        if top_logprobs is not None and top_logprobs > s.max_logprobs:
+        if top_logprobs is not None and top_logprobs > self.max_logprobs:
             raise APIError(
-                400, f"at most {s.max_logprobs} log-probs per token are served", param="logprobs"
+                400, f"at most {self.max_logprobs} log-probs per token are served", param="logprobs"
             )
         params = strategy.params
         for param, name in params.verifier_names().items():
@@ -161,6 +175,14 @@ class RequestPlanner:
                 known = ", ".join(sorted(self.verifiers)) or "none"
                 raise APIError(
                     400, f"verifier {name!r} is not loaded; loaded verifiers: {known}", param=param
+                )
+        for param, wanted in logprobs_needed(params, self.verifiers).items():
+            if wanted > self.max_logprobs:
+                raise APIError(
+                    400,
+                    f"{param} needs {wanted} log-probs per token; this server serves at most "
+                    f"{self.max_logprobs} (--max-logprobs)",
+                    param=param,
                 )
         explored = strategy.candidates()
         candidates = max(explored, req.n)

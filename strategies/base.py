@@ -96,6 +96,11 @@ class StrategyParams(BaseModel):
         """The verifiers this request will use, by the `tts` field that names them."""
         return {}
 
+    def top_logprobs_needed(self) -> dict[str, int]:
+        """Alternatives per token the strategy itself asks the engine for, by the `tts` field
+        that sets how many (its verifiers declare their own)."""
+        return {}
+
 
 class Budget:
     """Counts what a request spent and says how much more it may spend."""

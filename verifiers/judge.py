@@ -14,9 +14,10 @@ from typing import Any
 from ponder.core.engine import Engine, SamplingOptions, TokenLogprob
 from ponder.core.prompting import Build, render_all
 
-__all__ = ["JudgeQuestion", "YesNoJudge", "yes_probability"]
+__all__ = ["JUDGE_TOP_LOGPROBS", "JudgeQuestion", "YesNoJudge", "yes_probability"]
 
-_TOP_LOGPROBS = 20
+# Alternatives read at the verdict's position: enough that "Yes" and "No" are nearly always shown.
+JUDGE_TOP_LOGPROBS = 20
 
 
 def yes_probability(alternatives: Iterable[tuple[str, float]]) -> float:
@@ -81,7 +82,7 @@ class YesNoJudge:
             return [], 0
         # One token is generated: that is all the room the verdict needs.
         prompts = await render_all(self.engine, [self._prompt(q) for q in questions], 1)
-        options = SamplingOptions(max_tokens=1, temperature=0.0, logprobs=_TOP_LOGPROBS)
+        options = SamplingOptions(max_tokens=1, temperature=0.0, logprobs=JUDGE_TOP_LOGPROBS)
         generations = await self.engine.generate(prompts, options, n=1, request_id=request_id)
         probabilities = []
         tokens = 0

@@ -23,6 +23,7 @@ class OutcomeRewardModel(ModelBacked):
     family: ClassVar[str] = "sequence_classification"
     description: ClassVar[str] = "outcome reward model (HF sequence classifier) scores the answer"
     needs_logprobs: ClassVar[bool] = False
+    top_logprobs: ClassVar[int] = 0
     head: Head = "sequence_classification"
 
     def __init__(

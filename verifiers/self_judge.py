@@ -13,7 +13,7 @@ from typing import ClassVar
 from ponder.core.engine import Engine
 
 from .base import DEFAULT_SCORING, Candidate, Question, Scores, ScoringOptions, VerifierKind
-from .judge import JudgeQuestion, YesNoJudge
+from .judge import JUDGE_TOP_LOGPROBS, JudgeQuestion, YesNoJudge
 
 __all__ = ["JUDGE_PROMPT", "SelfJudgeVerifier"]
 
@@ -28,6 +28,7 @@ class SelfJudgeVerifier:
     family: ClassVar[str] = "yes_no_judge"
     description: ClassVar[str] = 'the policy model asked "is this answer correct?"; P(Yes) vs P(No)'
     needs_logprobs: ClassVar[bool] = False
+    top_logprobs: ClassVar[int] = JUDGE_TOP_LOGPROBS
 
     def __init__(self, engine: Engine, name: str = "self_judge") -> None:
         self.name = name

@@ -14,7 +14,7 @@ from typing import ClassVar
 from ponder.core.engine import Engine
 
 from .base import Aggregation, Question, ScoringOptions, VerifierKind
-from .judge import JudgeQuestion, YesNoJudge
+from .judge import JUDGE_TOP_LOGPROBS, JudgeQuestion, YesNoJudge
 from .process import ProcessVerifier, StepBatch
 
 __all__ = ["STEP_PROMPT", "StepJudgeVerifier"]
@@ -29,6 +29,7 @@ class StepJudgeVerifier(ProcessVerifier):
     kind: ClassVar[VerifierKind] = "generative"
     family: ClassVar[str] = "yes_no_step_judge"
     description: ClassVar[str] = "the policy model asked if each step is correct; P(Yes) vs P(No)"
+    top_logprobs: ClassVar[int] = JUDGE_TOP_LOGPROBS
 
     def __init__(
         self,
