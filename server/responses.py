@@ -207,44 +207,35 @@ def response_body(
         for p, outcome in enumerate(outcomes)
         for j, candidate in enumerate(outcome.chosen(choices))
     ]
-    usage = usage_block(outcomes, choices)
+    # OpenAI's order puts `choices` between `id` and `created`; the models keep it.
+    envelope: dict[str, Any] = {
+        "id": response_id,
+        "created": created,
+        "model": model,
+        "usage": usage_block(outcomes, choices),
+        "tts": tts,
+    }
     body: ChatCompletionResponse | CompletionResponse
     if endpoint == "chat":
-        body = ChatCompletionResponse(
-            id=response_id,
-            choices=[
-                ChatCompletionChoice(
-                    finish_reason=openai_finish_reason(s.finish_reason),
-                    index=index,
-                    logprobs=_logprobs(endpoint, s, top_logprobs),
-                    message=ChatCompletionMessageOut(
-                        content=s.text, refusal=None, role="assistant"
-                    ),
-                )
-                for index, s in chosen
-            ],
-            created=created,
-            model=model,
-            object="chat.completion",
-            usage=usage,
-            tts=tts,
-        )
+        chat_choices = [
+            ChatCompletionChoice(
+                finish_reason=openai_finish_reason(s.finish_reason),
+                index=index,
+                logprobs=_logprobs(endpoint, s, top_logprobs),
+                message=ChatCompletionMessageOut(content=s.text, refusal=None, role="assistant"),
+            )
+            for index, s in chosen
+        ]
+        body = ChatCompletionResponse(choices=chat_choices, object="chat.completion", **envelope)
     else:
-        body = CompletionResponse(
-            id=response_id,
-            choices=[
-                CompletionChoice(
-                    finish_reason=openai_finish_reason(s.finish_reason),
-                    index=index,
-                    logprobs=_logprobs(endpoint, s, top_logprobs),
-                    text=s.text,
-                )
-                for index, s in chosen
-            ],
-            created=created,
-            model=model,
-            object="text_completion",
-            usage=usage,
-            tts=tts,
-        )
+        text_choices = [
+            CompletionChoice(
+                finish_reason=openai_finish_reason(s.finish_reason),
+                index=index,
+                logprobs=_logprobs(endpoint, s, top_logprobs),
+                text=s.text,
+            )
+            for index, s in chosen
+        ]
+        body = CompletionResponse(choices=text_choices, object="text_completion", **envelope)
     return wire(body)

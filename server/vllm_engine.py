@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ponder.core.engine import (
+    Engine,
     EngineError,
     EngineInputError,
     Generation,
@@ -63,8 +64,9 @@ def is_cpu_build() -> bool:
     return bool(current_platform.is_cpu())
 
 
-def start(settings: Settings) -> VLLMEngine:
-    """Start vLLM on the configured model, preparing the embedded one if needed.
+def start(settings: Settings) -> Engine:
+    """Start vLLM on the configured model, preparing the embedded one if needed (the `vllm`
+    entry of `engines.py`; typed as the protocol so that mypy checks VLLMEngine implements it).
 
     GPU shares that cannot fit are refused first, before a minute is spent starting the engine.
     """
