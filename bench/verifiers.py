@@ -18,7 +18,7 @@ import random
 import time
 
 from ponder.core.engine import SamplingOptions
-from ponder.server.app import start_engine
+from ponder.server.engines import start_engine
 from ponder.server.model_store import default_model_folder
 from ponder.server.settings import Settings
 from ponder.verifiers.base import Candidate, Question

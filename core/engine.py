@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "Generation",
     "SamplingOptions",
     "StreamDelta",
+    "StreamEnd",
     "TokenLogprob",
 ]
 
@@ -116,10 +117,14 @@ class StreamDelta:
     token_ids: tuple[int, ...]
     logprobs: tuple[TokenLogprob, ...] | None = None
     finish_reason: FinishReason | None = None
-    # Set on the delta that ends the whole generation (all sequences finished).
-    prompt_tokens: int | None = None
-    cached_tokens: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StreamEnd:
+    """The last item of a streamed generation: every sequence finished, and what the prompt cost."""
+
+    prompt_tokens: int
+    cached_tokens: int = 0
 
 
 @runtime_checkable
@@ -132,6 +137,14 @@ class Engine(Protocol):
     eos_token_id: int | None
     # Whether a per-request seed is honoured; if not, the engine samples unseeded.
     supports_seed: bool
+    # Whether the model runs on this machine's CPU (it then takes no share of a GPU's memory
+    # beside the verifiers).
+    on_cpu: bool
+    # The engine's software version (vLLM's, for the in-process engine), which
+    # `ponder_build_info` reports as `engine_version`.
+    version: str
+    # The most alternatives per token the engine reports (`SamplingOptions.logprobs`).
+    max_logprobs: int
 
     async def generate(
         self,
@@ -151,8 +164,9 @@ class Engine(Protocol):
 
     def stream(
         self, prompt: Sequence[int], options: SamplingOptions, *, n: int = 1, request_id: str
-    ) -> AsyncIterator[StreamDelta]:
-        """Continue one prompt `n` times, yielding tokens as they are produced."""
+    ) -> AsyncIterator[StreamDelta | StreamEnd]:
+        """Continue one prompt `n` times, yielding tokens as they are produced, then one
+        `StreamEnd` once every sequence has finished."""
         ...
 
     async def abort(self, request_ids: Iterable[str]) -> None: ...
@@ -176,3 +190,7 @@ class Engine(Protocol):
     def encode(self, text: str) -> list[int]: ...
 
     def decode(self, token_ids: Sequence[int]) -> str: ...
+
+    def shutdown(self) -> None:
+        """Stop the engine and free what it holds; the server calls it once, at exit."""
+        ...

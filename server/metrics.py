@@ -52,9 +52,9 @@ class PonderMetrics:
             registry=r,
         )
         self.candidates = Counter("ponder_candidates", "Candidate answers explored.", s, registry=r)
-        self.expansions = Counter(
-            "ponder_search_expansions",
-            "Batched engine calls strategies made (a search expands one level per call).",
+        self.engine_calls = Counter(
+            "ponder_engine_calls",
+            "Engine calls made by requests, by strategy (a batched call counts once).",
             s,
             registry=r,
         )

@@ -22,15 +22,16 @@ from ponder.strategies.context import StrategyContext
 from ponder.strategies.factory import build_strategy
 from ponder.strategies.policy import PolicyTable
 from ponder.strategies.registry import strategy_class
+from ponder.strategies.streaming import TokenStreaming
 from ponder.verifiers.base import Question, Verifier
 
 from .errors import APIError, validation_error
 from .metrics import PonderMetrics
-from .protocol import ChatCompletionRequest, CompletionRequest, completion_id, now
+from .protocol import ChatCompletionRequest, CompletionRequest, TTSBlock, completion_id, now
 from .responses import Endpoint, Outcome, tts_block
 from .settings import Settings
 
-__all__ = ["PreparedRequest", "RequestPlanner", "parse_body"]
+__all__ = ["PreparedRequest", "RequestPlanner", "logprobs_needed", "parse_body"]
 
 
 @dataclass
@@ -52,8 +53,20 @@ class PreparedRequest:
     def strategy_name(self) -> str:
         return self.strategy.name
 
-    def tts(self, outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    def tts(self, outcomes: Sequence[Outcome]) -> TTSBlock:
         return tts_block(self.strategy_name, outcomes, trace=self.strategy.params.return_trace)
+
+
+def logprobs_needed(params: StrategyParams, verifiers: Mapping[str, Verifier]) -> dict[str, int]:
+    """Alternatives per token a request will ask the engine for, by the `tts` field responsible:
+    the strategy's own (token beam search reads 2 x width) and its verifiers' (a judge reads 20).
+    """
+    needs = dict(params.top_logprobs_needed())
+    for param, name in params.verifier_names().items():
+        verifier = verifiers.get(name)
+        if verifier is not None and verifier.top_logprobs:
+            needs[param] = max(needs.get(param, 0), verifier.top_logprobs)
+    return needs
 
 
 def parse_body(model: type[ChatCompletionRequest | CompletionRequest], body: Any) -> Any:
@@ -79,9 +92,16 @@ class RequestPlanner:
         self.settings = settings
         self.metrics = metrics
         self.policy = policy
+        # What the server serves: the flag, and never more than the engine can.
+        self.max_logprobs = min(settings.max_logprobs, engine.max_logprobs)
 
-    def _resolve_strategy(self, req: ChatCompletionRequest | CompletionRequest) -> Strategy:
-        model, _, suffix = req.model.partition("@")
+    def check_model(self, requested: str) -> None:
+        """404 unless `requested` (`MODEL` or `MODEL@STRATEGY`) names the served model.
+
+        The serving layer calls this before it renders or tokenizes the prompt, so a request
+        for another model costs nothing.
+        """
+        model = requested.partition("@")[0]
         if model != self.engine.model_name:
             raise APIError(
                 404,
@@ -90,6 +110,10 @@ class RequestPlanner:
                 param="model",
                 code="model_not_found",
             )
+
+    def _resolve_strategy(self, req: ChatCompletionRequest | CompletionRequest) -> Strategy:
+        self.check_model(req.model)
+        suffix = req.model.partition("@")[2]
         tts = dict(req.tts or {})
         named = tts.get("strategy")
         if suffix and named and named != suffix:
@@ -143,9 +167,9 @@ class RequestPlanner:
                 code="context_length_exceeded",
             )
         top_logprobs = req.requested_logprobs()
-        if top_logprobs is not None and top_logprobs > s.max_logprobs:
+        if top_logprobs is not None and top_logprobs > self.max_logprobs:
             raise APIError(
-                400, f"at most {s.max_logprobs} log-probs per token are served", param="logprobs"
+                400, f"at most {self.max_logprobs} log-probs per token are served", param="logprobs"
             )
         params = strategy.params
         for param, name in params.verifier_names().items():
@@ -153,6 +177,14 @@ class RequestPlanner:
                 known = ", ".join(sorted(self.verifiers)) or "none"
                 raise APIError(
                     400, f"verifier {name!r} is not loaded; loaded verifiers: {known}", param=param
+                )
+        for param, wanted in logprobs_needed(params, self.verifiers).items():
+            if wanted > self.max_logprobs:
+                raise APIError(
+                    400,
+                    f"{param} needs {wanted} log-probs per token; this server serves at most "
+                    f"{self.max_logprobs} (--max-logprobs)",
+                    param=param,
                 )
         explored = strategy.candidates()
         candidates = max(explored, req.n)
@@ -163,7 +195,7 @@ class RequestPlanner:
                 f"this request explores {candidates} candidates; the server allows {s.max_tts_n}",
                 param=param,
             )
-        if not strategy.streams_tokens and req.n > explored:
+        if not isinstance(strategy, TokenStreaming) and req.n > explored:
             raise APIError(
                 400,
                 f"n={req.n} choices cannot come from {explored} candidates; raise tts.n or lower n",

@@ -20,15 +20,18 @@ from ponder.strategies.policy import (
 )
 from ponder.verifiers.base import Verifier
 
+from .planning import logprobs_needed
+
 __all__ = ["PolicyStore", "policy_check"]
 
 logger = logging.getLogger(__name__)
 
 
 def policy_check(
-    verifiers: Mapping[str, Verifier], max_tts_n: int
+    verifiers: Mapping[str, Verifier], max_tts_n: int, max_logprobs: int | None = None
 ) -> Callable[[PolicyTable], None]:
-    """What a table must satisfy on this server: its verifiers loaded, its widths within caps."""
+    """What a table must satisfy on this server: its verifiers loaded, its widths within caps,
+    and (given `max_logprobs`) no option asking for more log-probs than the server serves."""
 
     def check(table: PolicyTable) -> None:
         missing = sorted(table.verifier_names() - set(verifiers))
@@ -44,6 +47,16 @@ def policy_check(
                 f"policy table {table.name!r} explores {widest} candidates; the server allows "
                 f"{max_tts_n} (--max-tts-n)"
             )
+        if max_logprobs is None:
+            return
+        for option in table.options():
+            for param, wanted in logprobs_needed(option_params(option.tts), verifiers).items():
+                if wanted > max_logprobs:
+                    raise PolicyError(
+                        f"policy table {table.name!r}: option {option.strategy} needs {wanted} "
+                        f"log-probs per token ({param}); the server serves {max_logprobs} "
+                        "(--max-logprobs)"
+                    )
 
     return check
 

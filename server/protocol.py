@@ -1,5 +1,8 @@
 """OpenAI request and response shapes, in OpenAI's field order, with our extensions marked.
 
+The response models are what the server sends and what `/openapi.json` documents, Ponder's `tts`
+block included, so a client can read it with the same models.
+
 Requests accept unknown fields (clients send many we do not need) and the serving layer logs their
 names. Ponder's own knobs live in one `tts` object, which each strategy validates with its own
 parameter model; a handful of vLLM sampling extensions are accepted as vLLM accepts them.
@@ -15,11 +18,25 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "MAX_STOP_SEQUENCES",
+    "ChatCompletionChoice",
+    "ChatCompletionMessageOut",
     "ChatCompletionRequest",
+    "ChatCompletionResponse",
     "ChatMessage",
+    "CompletionChoice",
     "CompletionRequest",
+    "CompletionResponse",
+    "CompletionTokensDetails",
+    "DifficultyReport",
     "FieldError",
+    "PolicyReport",
+    "ProbeReport",
+    "PromptTokensDetails",
     "StreamOptions",
+    "TTSBlock",
+    "TTSPromptReport",
+    "TraceCandidate",
+    "UsageInfo",
     "completion_id",
     "now",
 ]
@@ -183,3 +200,182 @@ class CompletionRequest(_SamplingFields):
 
     def requested_logprobs(self) -> int | None:
         return self.logprobs
+
+
+# -- responses ---------------------------------------------------------------------------------
+# Bodies are built from these models and dumped with `exclude_unset=True`: a field the server did
+# not set (a strategy's finding it does not make, a trace nobody asked for) is left out rather
+# than sent as null.
+
+
+class PromptTokensDetails(BaseModel):
+    cached_tokens: int = Field(description="Prompt tokens served from the prefix cache.")
+
+
+class CompletionTokensDetails(BaseModel):
+    reasoning_tokens: int = Field(
+        description="Tokens generated for the request but not returned (other candidates, "
+        "critiques, search steps)."
+    )
+
+
+class UsageInfo(BaseModel):
+    completion_tokens: int = Field(description="Every policy token the request generated.")
+    prompt_tokens: int
+    total_tokens: int
+    completion_tokens_details: CompletionTokensDetails
+    prompt_tokens_details: PromptTokensDetails
+
+
+class TraceCandidate(BaseModel):
+    """One candidate the strategy explored, as `tts.trace` lists it."""
+
+    index: int
+    text: str
+    tokens: int
+    finish_reason: str | None
+    score: float | None
+    answer: str | None = Field(description="Its extracted final answer, where one was read.")
+    step_scores: list[float | None] | None = Field(
+        None, description="Per step, from process verifiers; absent otherwise."
+    )
+
+
+class DifficultyReport(BaseModel):
+    """compute_optimal: how hard the question was judged, and from what."""
+
+    estimate: float | None = Field(description="Difficulty in [0, 1]; null for a bin-name hint.")
+    bin: str
+    source: Literal["probe", "hint"]
+
+
+class ProbeReport(BaseModel):
+    """compute_optimal: the probe's samples, their cost and vote, and how many were reused."""
+
+    samples: int
+    tokens: int
+    votes: dict[str, float]
+    reused: int | None = Field(None, description="Probe samples the chosen option took over.")
+
+
+class PolicyReport(BaseModel):
+    name: str
+    version: int
+
+
+# The `tts` block is built from these parts, in the order a reader wants them: what ran and what
+# it cost, then what it chose, what it found, whether the budget ran out, and its trace. Pydantic
+# orders the fields of a model with several bases from the last base to the first.
+
+
+class _Totals(BaseModel):
+    strategy: str = Field(description="The strategy that ran.")
+    candidates: int = Field(description="Candidates explored, all prompts.")
+    generated_tokens: int = Field(description="Policy tokens generated.")
+    cached_prompt_tokens: int = Field(description="Prompt tokens served from the prefix cache.")
+    engine_calls: int = Field(description="Batched engine calls.")
+    verifier_calls: int = Field(description="Candidates (or steps) scored by verifiers.")
+    verifier_tokens: int = Field(description="Tokens verifiers read and generated.")
+    verifier_cache_hits: int = Field(description="Step scores served from the verifier cache.")
+
+
+class _Choice(BaseModel):
+    chosen_index: int | None = Field(None, description="Index in `trace` of the first choice.")
+    scores: list[float | None] = Field(
+        default_factory=list, description="Each candidate's score, in trace order."
+    )
+
+
+class _Findings(BaseModel):
+    """What strategies report beyond their choice; each is present when the strategy makes it."""
+
+    verifier: str | None = Field(None, description="The verifier that scored the candidates.")
+    votes: dict[str, float] | None = Field(None, description="Answer to votes, most first.")
+    answer_weights: dict[str, float] | None = Field(
+        None, description="Weighted votes: answer to summed score."
+    )
+    difficulty: DifficultyReport | None = None
+    chosen_strategy: str | None = Field(None, description="compute_optimal: the option run.")
+    chosen_params: dict[str, Any] | None = Field(None, description="Its `tts` parameters.")
+    probe: ProbeReport | None = None
+    policy: PolicyReport | None = Field(None, description="The policy table that chose.")
+
+
+class _BudgetState(BaseModel):
+    budget_exhausted: Literal["tokens", "verifier_calls", "deadline"] | None = Field(
+        None, description="The budget that ran out, if one did."
+    )
+
+
+class _Trace(BaseModel):
+    trace: list[TraceCandidate] | None = Field(
+        None, description="With return_trace: every candidate explored."
+    )
+    tree: list[dict[str, Any]] | None = Field(
+        None, description="With return_trace, step-level searches: every node of the tree."
+    )
+    graph: list[dict[str, Any]] | None = Field(
+        None, description="With return_trace, graph_of_thoughts: every operation."
+    )
+    history: list[dict[str, Any]] | None = Field(
+        None, description="With return_trace, self_refine: each chain's answers and critiques."
+    )
+
+
+class TTSPromptReport(_Trace, _Findings, _Choice):
+    """What the strategy chose and found for one prompt of a multi-prompt completion."""
+
+    # Strategy-specific findings beyond the declared ones (search levels, rounds, ...).
+    model_config = ConfigDict(extra="allow")
+
+
+class TTSBlock(_Trace, _BudgetState, _Findings, _Choice, _Totals):
+    """Ponder's extension of a response: what test-time compute was spent, and on what.
+
+    With one prompt the choice, findings and trace are top-level; with several, each prompt's
+    are in `per_prompt`.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    per_prompt: list[TTSPromptReport] | None = None
+
+
+class ChatCompletionMessageOut(BaseModel):
+    content: str
+    refusal: None = None
+    role: Literal["assistant"] = "assistant"
+
+
+class ChatCompletionChoice(BaseModel):
+    finish_reason: str | None
+    index: int
+    logprobs: dict[str, Any] | None
+    message: ChatCompletionMessageOut
+
+
+class ChatCompletionResponse(BaseModel):
+    id: str
+    choices: list[ChatCompletionChoice]
+    created: int
+    model: str
+    object: Literal["chat.completion"] = "chat.completion"
+    usage: UsageInfo
+    tts: TTSBlock = Field(description="Ponder: the test-time compute spent on the request.")
+
+
+class CompletionChoice(BaseModel):
+    finish_reason: str | None
+    index: int
+    logprobs: dict[str, Any] | None
+    text: str
+
+
+class CompletionResponse(BaseModel):
+    id: str
+    choices: list[CompletionChoice]
+    created: int
+    model: str
+    object: Literal["text_completion"] = "text_completion"
+    usage: UsageInfo
+    tts: TTSBlock = Field(description="Ponder: the test-time compute spent on the request.")

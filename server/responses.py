@@ -1,7 +1,8 @@
 """Strategy results turned into OpenAI responses and stream chunks, plus our `tts` block.
 
-Token accounting lives here: `completion_tokens` is every policy token the request generated,
-`reasoning_tokens` the part not returned, `cached_tokens` what the prefix cache served.
+The bodies are the response models of `protocol.py`. Token accounting lives here:
+`completion_tokens` is every policy token the request generated, `reasoning_tokens` the part not
+returned, `cached_tokens` what the prefix cache served.
 """
 
 from __future__ import annotations
@@ -11,10 +12,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pydantic import BaseModel
+
 from ponder.core.engine import GeneratedSequence, TokenLogprob
 from ponder.strategies.base import RankedCandidate, StrategyResult
 from ponder.strategies.context import StrategyContext
 from ponder.strategies.usage import Usage
+
+from .protocol import (
+    ChatCompletionChoice,
+    ChatCompletionMessageOut,
+    ChatCompletionResponse,
+    CompletionChoice,
+    CompletionResponse,
+    CompletionTokensDetails,
+    PromptTokensDetails,
+    TraceCandidate,
+    TTSBlock,
+    TTSPromptReport,
+    UsageInfo,
+)
 
 __all__ = [
     "Endpoint",
@@ -26,6 +43,7 @@ __all__ = [
     "sse",
     "tts_block",
     "usage_block",
+    "wire",
 ]
 
 Endpoint = Literal["chat", "completion"]
@@ -90,65 +108,89 @@ class Outcome:
         return picked + [RankedCandidate(_EMPTY)] * (choices - len(picked))
 
 
-def usage_block(outcomes: Sequence[Outcome], choices: int) -> dict[str, Any]:
+def usage_block(outcomes: Sequence[Outcome], choices: int) -> UsageInfo:
     usage = Usage.total(o.ctx.usage for o in outcomes)
     completion = usage.completion_tokens
     returned = sum(c.sequence.num_tokens for o in outcomes for c in o.chosen(choices))
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": completion,
-        "total_tokens": usage.prompt_tokens + completion,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
-        "completion_tokens_details": {"reasoning_tokens": max(0, completion - returned)},
+    return UsageInfo(
+        completion_tokens=completion,
+        prompt_tokens=usage.prompt_tokens,
+        total_tokens=usage.prompt_tokens + completion,
+        completion_tokens_details=CompletionTokensDetails(
+            reasoning_tokens=max(0, completion - returned)
+        ),
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=usage.cached_tokens),
+    )
+
+
+def _trace(result: StrategyResult) -> list[TraceCandidate]:
+    trace = []
+    for i, c in enumerate(result.candidates):
+        # Step scores are listed only for candidates a process verifier scored.
+        steps = {} if c.step_scores is None else {"step_scores": list(c.step_scores)}
+        trace.append(
+            TraceCandidate(
+                index=i,
+                text=c.sequence.text,
+                tokens=c.sequence.num_tokens,
+                finish_reason=openai_finish_reason(c.sequence.finish_reason),
+                score=c.score,
+                answer=c.answer,
+                **steps,
+            )
+        )
+    return trace
+
+
+def _prompt_report(outcome: Outcome, *, trace: bool) -> dict[str, Any]:
+    """One prompt's choice, the strategy's findings, and (if asked) its trace."""
+    result = outcome.result
+    report: dict[str, Any] = {
+        "chosen_index": result.ranking[0] if result.ranking else None,
+        "scores": [c.score for c in result.candidates],
+        **result.details,
     }
+    if trace:
+        report["trace"] = _trace(result)
+    return report
 
 
-def _trace(result: StrategyResult) -> list[dict[str, Any]]:
-    return [
-        {
-            "index": i,
-            "text": c.sequence.text,
-            "tokens": c.sequence.num_tokens,
-            "finish_reason": openai_finish_reason(c.sequence.finish_reason),
-            "score": c.score,
-            "answer": c.answer,
-            **({"step_scores": list(c.step_scores)} if c.step_scores is not None else {}),
-        }
-        for i, c in enumerate(result.candidates)
-    ]
-
-
-def tts_block(strategy: str, outcomes: Sequence[Outcome], *, trace: bool) -> dict[str, Any]:
+def tts_block(strategy: str, outcomes: Sequence[Outcome], *, trace: bool) -> TTSBlock:
     """Our extension of the response: what the strategy explored and what it cost."""
-
-    def one(o: Outcome) -> dict[str, Any]:
-        block: dict[str, Any] = {
-            "chosen_index": o.result.ranking[0] if o.result.ranking else None,
-            "scores": [c.score for c in o.result.candidates],
-            **o.result.details,
-        }
-        if trace:
-            block["trace"] = _trace(o.result)
-        return block
-
     exhausted = next((o.ctx.budget.exhausted for o in outcomes if o.ctx.budget.exhausted), None)
     usage = Usage.total(o.ctx.usage for o in outcomes)
-    summary: dict[str, Any] = {
-        "strategy": strategy,
-        "candidates": sum(len(o.result.candidates) for o in outcomes),
-        "generated_tokens": usage.completion_tokens,
-        "cached_prompt_tokens": usage.cached_tokens,
-        "engine_calls": usage.engine_calls,
-        "verifier_calls": usage.verifier_calls,
-        "verifier_tokens": usage.verifier_tokens,
-        "verifier_cache_hits": usage.verifier_cache_hits,
-        "budget_exhausted": exhausted,
-    }
     if len(outcomes) == 1:
-        summary.update(one(outcomes[0]))
+        prompts: dict[str, Any] = _prompt_report(outcomes[0], trace=trace)
     else:
-        summary["per_prompt"] = [one(o) for o in outcomes]
-    return summary
+        reports = [TTSPromptReport(**_prompt_report(o, trace=trace)) for o in outcomes]
+        prompts = {"per_prompt": reports}
+    return TTSBlock(
+        strategy=strategy,
+        candidates=sum(len(o.result.candidates) for o in outcomes),
+        generated_tokens=usage.completion_tokens,
+        cached_prompt_tokens=usage.cached_tokens,
+        engine_calls=usage.engine_calls,
+        verifier_calls=usage.verifier_calls,
+        verifier_tokens=usage.verifier_tokens,
+        verifier_cache_hits=usage.verifier_cache_hits,
+        budget_exhausted=exhausted,
+        **prompts,
+    )
+
+
+def wire(model: BaseModel) -> dict[str, Any]:
+    """A response model as sent: the fields the server set (see `protocol.py`)."""
+    return model.model_dump(exclude_unset=True)
+
+
+def _logprobs(
+    endpoint: Endpoint, sequence: GeneratedSequence, top_logprobs: int | None
+) -> dict[str, Any] | None:
+    if top_logprobs is None or sequence.logprobs is None:
+        return None
+    if endpoint == "chat":
+        return chat_logprobs(sequence.logprobs, top_logprobs)
+    return completion_logprobs(sequence.logprobs, top_logprobs)
 
 
 def response_body(
@@ -160,33 +202,42 @@ def response_body(
     outcomes: Sequence[Outcome],
     choices: int,
     top_logprobs: int | None,
-    tts: dict[str, Any],
+    tts: TTSBlock,
 ) -> dict[str, Any]:
-    rendered = []
-    for p, outcome in enumerate(outcomes):
-        for j, candidate in enumerate(outcome.chosen(choices)):
-            s = candidate.sequence
-            choice: dict[str, Any] = {
-                "index": p * choices + j,
-                "finish_reason": openai_finish_reason(s.finish_reason),
-                "logprobs": None,
-            }
-            wants_logprobs = top_logprobs is not None and s.logprobs is not None
-            if endpoint == "chat":
-                choice["message"] = {"role": "assistant", "content": s.text, "refusal": None}
-                if wants_logprobs:
-                    choice["logprobs"] = chat_logprobs(s.logprobs or (), top_logprobs or 0)
-            else:
-                choice["text"] = s.text
-                if wants_logprobs:
-                    choice["logprobs"] = completion_logprobs(s.logprobs or (), top_logprobs or 0)
-            rendered.append(choice)
-    return {
+    chosen = [
+        (p * choices + j, candidate.sequence)
+        for p, outcome in enumerate(outcomes)
+        for j, candidate in enumerate(outcome.chosen(choices))
+    ]
+    # OpenAI's order puts `choices` between `id` and `created`; the models keep it.
+    envelope: dict[str, Any] = {
         "id": response_id,
-        "object": "chat.completion" if endpoint == "chat" else "text_completion",
         "created": created,
         "model": model,
-        "choices": rendered,
         "usage": usage_block(outcomes, choices),
         "tts": tts,
     }
+    body: ChatCompletionResponse | CompletionResponse
+    if endpoint == "chat":
+        chat_choices = [
+            ChatCompletionChoice(
+                finish_reason=openai_finish_reason(s.finish_reason),
+                index=index,
+                logprobs=_logprobs(endpoint, s, top_logprobs),
+                message=ChatCompletionMessageOut(content=s.text, refusal=None, role="assistant"),
+            )
+            for index, s in chosen
+        ]
+        body = ChatCompletionResponse(choices=chat_choices, object="chat.completion", **envelope)
+    else:
+        text_choices = [
+            CompletionChoice(
+                finish_reason=openai_finish_reason(s.finish_reason),
+                index=index,
+                logprobs=_logprobs(endpoint, s, top_logprobs),
+                text=s.text,
+            )
+            for index, s in chosen
+        ]
+        body = CompletionResponse(choices=text_choices, object="text_completion", **envelope)
+    return wire(body)

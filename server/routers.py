@@ -13,6 +13,7 @@ from ponder.core.engine import EngineError
 from ponder.strategies.registry import STRATEGIES, strategy_class
 
 from .errors import APIError
+from .protocol import ChatCompletionResponse, CompletionResponse
 from .serving import Serving
 
 __all__ = ["router"]
@@ -44,12 +45,25 @@ router = APIRouter()
 v1 = APIRouter(prefix="/v1", dependencies=[Depends(_authorized)])
 
 
-@v1.post("/chat/completions", response_model=None)
+# The body is read as JSON and validated by the serving layer (so that bad input gets OpenAI's
+# error shape); the response models document what comes back, `tts` block included.
+_STREAM = "With stream=true, server-sent events of chunks, then `data: [DONE]`."
+
+
+@v1.post(
+    "/chat/completions",
+    response_model=None,
+    responses={200: {"model": ChatCompletionResponse, "description": _STREAM}},
+)
 async def chat_completions(request: Request) -> JSONResponse | StreamingResponse:
     return await _serving(request).chat(await _json_body(request), request)
 
 
-@v1.post("/completions", response_model=None)
+@v1.post(
+    "/completions",
+    response_model=None,
+    responses={200: {"model": CompletionResponse, "description": _STREAM}},
+)
 async def completions(request: Request) -> JSONResponse | StreamingResponse:
     return await _serving(request).completion(await _json_body(request), request)
 

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from ponder.core.engine import Engine, EngineError, EngineInputError
 from ponder.core.errors import StrategyInputError
+from ponder.strategies.streaming import TokenStreaming
 from ponder.strategies.usage import Usage
 from ponder.verifiers.base import Question, Verifier, VerifierError
 
@@ -60,6 +61,7 @@ class Serving:
     async def chat(self, body: Any, request: Request) -> JSONResponse | StreamingResponse:
         req: ChatCompletionRequest = parse_body(ChatCompletionRequest, body)
         self._log_unknown(req)
+        self.planner.check_model(req.model)
         messages = [
             {"role": m.role, "content": m.text(), **({"name": m.name} if m.name else {})}
             for m in req.messages
@@ -71,6 +73,7 @@ class Serving:
     async def completion(self, body: Any, request: Request) -> JSONResponse | StreamingResponse:
         req: CompletionRequest = parse_body(CompletionRequest, body)
         self._log_unknown(req)
+        self.planner.check_model(req.model)
         prompts = []
         for p in req.prompts():
             if isinstance(p, str):
@@ -141,8 +144,9 @@ class Serving:
         outcomes: list[Outcome] = []
         try:
             async with self.admission.slot():
-                if prepared.strategy.streams_tokens and len(prepared.contexts) == 1:
-                    chunks = stream_tokens(prepared, outcomes)
+                strategy = prepared.strategy
+                if isinstance(strategy, TokenStreaming) and len(prepared.contexts) == 1:
+                    chunks = stream_tokens(prepared, strategy, outcomes)
                 else:
                     chunks = stream_chosen(prepared, self.run, outcomes, self.settings.keepalive_s)
                 async for chunk in chunks:
@@ -177,7 +181,7 @@ class Serving:
         m.prompt_tokens.labels(name).inc(usage.prompt_tokens)
         m.cached_prompt_tokens.labels(name).inc(usage.cached_tokens)
         m.candidates.labels(name).inc(sum(len(o.result.candidates) for o in outcomes))
-        m.expansions.labels(name).inc(usage.engine_calls)
+        m.engine_calls.labels(name).inc(usage.engine_calls)
         m.compute_tokens.labels(name).observe(usage.completion_tokens + usage.verifier_tokens)
         for c in contexts:
             if c.budget.exhausted is not None:

@@ -18,9 +18,14 @@ __all__ = ["Settings", "VerifierSpec"]
 
 
 class VerifierSpec(BaseModel):
-    """A verifier to load at start-up, beside the ones that need no model."""
+    """A verifier to load at start-up, beside the ones that need no model.
 
-    model_config = ConfigDict(extra="forbid")
+    The fields are the options model-backed families share. Other keys are kept, and start-up
+    checks every key against the options the family takes (`ponder.verifiers.options`), so a
+    misspelt option stops start-up with an error that names the verifier and the option.
+    """
+
+    model_config = ConfigDict(extra="allow")
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Name requests use.")
     family: str = Field(description="Registered family, e.g. qwen_prm or orm.")
@@ -59,6 +64,9 @@ class Settings(BaseSettings):
     )
 
     # Engine.
+    engine: str = Field(
+        "vllm", description="What serves the policy model (server/engines.py): vllm, in process."
+    )
     max_model_len: int = Field(4096, ge=64, description="Longest prompt plus completion.")
     gpu_memory_utilization: float = Field(
         0.85, gt=0, le=1, description="Share of GPU memory the policy engine may use (GPU only)."

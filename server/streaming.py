@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from ponder.core.engine import GeneratedSequence, TokenLogprob
 from ponder.strategies.base import RankedCandidate, StrategyResult
-from ponder.strategies.none import PlainDecoding
+from ponder.strategies.streaming import TokenStreaming
 
-from .responses import Outcome, chat_logprobs, completion_logprobs, openai_finish_reason, sse
+from .protocol import TTSBlock, UsageInfo
+from .responses import (
+    Outcome,
+    chat_logprobs,
+    completion_logprobs,
+    openai_finish_reason,
+    sse,
+    wire,
+)
 
 if TYPE_CHECKING:
     from .planning import PreparedRequest
@@ -57,21 +65,21 @@ def chunk(
     return sse({**_envelope(prepared), "choices": [choice]})
 
 
-def usage_chunk(prepared: PreparedRequest, usage: dict[str, Any], tts: dict[str, Any]) -> str:
+def usage_chunk(prepared: PreparedRequest, usage: UsageInfo, tts: TTSBlock) -> str:
     """The chunk before `[DONE]` when `stream_options.include_usage` is set; carries `tts` too."""
-    return sse({**_envelope(prepared), "choices": [], "usage": usage, "tts": tts})
+    return sse({**_envelope(prepared), "choices": [], "usage": wire(usage), "tts": wire(tts)})
 
 
-async def stream_tokens(prepared: PreparedRequest, outcomes: list[Outcome]) -> AsyncIterator[str]:
-    """Plain decoding: each token as it is generated; the finished sequences land in `outcomes`."""
+async def stream_tokens(
+    prepared: PreparedRequest, strategy: TokenStreaming, outcomes: list[Outcome]
+) -> AsyncIterator[str]:
+    """A token-streaming strategy: each token as it is generated; the finished sequences land
+    in `outcomes`."""
     ctx = prepared.contexts[0]
-    strategy = cast(PlainDecoding, prepared.strategy)
     texts: dict[int, list[str]] = {}
     token_ids: dict[int, list[int]] = {}
     finish: dict[int, str] = {}
     async for delta in strategy.stream(ctx):
-        if delta.index < 0:
-            continue
         first = delta.index not in texts
         texts.setdefault(delta.index, []).append(delta.text)
         token_ids.setdefault(delta.index, []).extend(delta.token_ids)

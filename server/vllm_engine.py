@@ -25,20 +25,25 @@ import os
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from ponder.core.engine import (
+    Engine,
     EngineError,
     EngineInputError,
     Generation,
     SamplingOptions,
     StreamDelta,
+    StreamEnd,
 )
+from ponder.verifiers.loading import check_gpu_shares
 
+from .model_store import DEFAULT_MODEL_NAME, prepare_default_model
 from .settings import Settings
 from .vllm_convert import finish_reason, generation, sampling_params, token_logprobs
 
-__all__ = ["VLLMEngine", "is_cpu_build", "vllm_version"]
+__all__ = ["VLLMEngine", "is_cpu_build", "start", "vllm_version"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +64,31 @@ def is_cpu_build() -> bool:
     return bool(current_platform.is_cpu())
 
 
+def start(settings: Settings) -> Engine:
+    """Start vLLM on the configured model, preparing the embedded one if needed (the `vllm`
+    entry of `engines.py`; typed as the protocol so that mypy checks VLLMEngine implements it).
+
+    GPU shares that cannot fit are refused first, before a minute is spent starting the engine.
+    """
+    if not is_cpu_build():
+        check_gpu_shares(settings.gpu_memory_utilization, settings.verifiers)
+    if settings.model is None:
+        path = prepare_default_model(settings.cache_dir)
+        name = settings.served_model_name or DEFAULT_MODEL_NAME
+    else:
+        path = Path(settings.model).expanduser()
+        if not (path / "config.json").is_file():
+            raise SystemExit(f"--model must be a local HF model folder with a config.json: {path}")
+        name = settings.served_model_name or path.name
+    return VLLMEngine.start(settings, str(path), name)
+
+
 class VLLMEngine:
     """`Engine` on vLLM's `AsyncLLM`, started in this process (its core runs in a child)."""
 
-    def __init__(self, llm: Any, *, model_name: str, max_model_len: int, cpu: bool) -> None:
+    def __init__(
+        self, llm: Any, *, model_name: str, max_model_len: int, on_cpu: bool, max_logprobs: int
+    ) -> None:
         self._llm = llm
         self._tokenizer = llm.get_tokenizer()
         self._running: set[str] = set()
@@ -71,7 +97,9 @@ class VLLMEngine:
         self.vocab_size = int(llm.model_config.get_vocab_size())
         eos = getattr(self._tokenizer, "eos_token_id", None)
         self.eos_token_id: int | None = int(eos) if eos is not None else None
-        self.cpu = cpu
+        self.on_cpu = on_cpu
+        self.version = vllm_version()
+        self.max_logprobs = max_logprobs
         self.supports_seed = True
         # A search asks for the same parameters at every step, and building them took 75 us of
         # the ~1 ms from one step's outputs to the next step's first request (see the module
@@ -106,7 +134,13 @@ class VLLMEngine:
         )
         llm = AsyncLLM.from_engine_args(args)
         max_len = int(llm.model_config.max_model_len)
-        return cls(llm, model_name=model_name, max_model_len=max_len, cpu=cpu)
+        return cls(
+            llm,
+            model_name=model_name,
+            max_model_len=max_len,
+            on_cpu=cpu,
+            max_logprobs=settings.max_logprobs,
+        )
 
     # -- tokenizer and templates -------------------------------------------------------------
 
@@ -252,7 +286,7 @@ class VLLMEngine:
 
     async def stream(
         self, prompt: Sequence[int], options: SamplingOptions, *, n: int = 1, request_id: str
-    ) -> AsyncIterator[StreamDelta]:
+    ) -> AsyncIterator[StreamDelta | StreamEnd]:
         from vllm.sampling_params import RequestOutputKind
 
         params = self._cached_params(options, n, RequestOutputKind.DELTA)
@@ -270,10 +304,7 @@ class VLLMEngine:
                     )
                 if out.finished:
                     finished = True
-                    yield StreamDelta(
-                        index=-1,
-                        text="",
-                        token_ids=(),
+                    yield StreamEnd(
                         prompt_tokens=len(out.prompt_token_ids or ()),
                         cached_tokens=int(out.num_cached_tokens or 0),
                     )

@@ -55,6 +55,11 @@ class StrategyParams(BaseModel):
         """The verifiers this request will use, by the `tts` field that names them."""
         return {}
 
+    def top_logprobs_needed(self) -> dict[str, int]:
+        """Alternatives per token the strategy itself asks the engine for, by the `tts` field
+        that sets how many (its verifiers declare their own)."""
+        return {}
+
 
 @dataclass(frozen=True)
 class RankedCandidate:
@@ -80,8 +85,6 @@ class Strategy(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     Params: ClassVar[type[StrategyParams]] = StrategyParams
-    # Whether `stream` yields tokens as they are generated (else the chosen answer is streamed).
-    streams_tokens: ClassVar[bool] = False
 
     def __init__(self, params: StrategyParams) -> None:
         self.params = params

@@ -33,6 +33,14 @@ class BeamSearchParams(StrategyParams):
     def candidates(self) -> int:
         return self.beam_width
 
+    def top_logprobs_needed(self) -> dict[str, int]:
+        return {"tts.beam_width": self.alternatives}
+
+    @property
+    def alternatives(self) -> int:
+        """Next tokens read per beam and step: twice the width, as vLLM's beam search reads."""
+        return 2 * self.beam_width
+
 
 @dataclass(frozen=True)
 class _Beam:
@@ -63,7 +71,9 @@ class BeamSearch(Strategy):
             )
         width = self.params.beam_width
         eos = None if ctx.options.ignore_eos else ctx.engine.eos_token_id
-        step = SamplingOptions(max_tokens=1, temperature=0.0, logprobs=2 * width, detokenize=False)
+        step = SamplingOptions(
+            max_tokens=1, temperature=0.0, logprobs=self.params.alternatives, detokenize=False
+        )
         beams = [_Beam((), 0.0)]
         complete: list[_Beam] = []
         steps = 0

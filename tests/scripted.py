@@ -19,6 +19,7 @@ from ponder.core.engine import (
     Generation,
     SamplingOptions,
     StreamDelta,
+    StreamEnd,
     TokenLogprob,
 )
 
@@ -62,8 +63,12 @@ class ScriptedEngine:
     vocab_size: int = 0x110000
     eos_token_id: int | None = 0
     supports_seed: bool = True
+    on_cpu: bool = True
+    version: str = "scripted"
+    max_logprobs: int = 20
     calls: list[Call] = field(default_factory=list)
     aborted: list[str] = field(default_factory=list)
+    shut_down: bool = False
     _running: set[str] = field(default_factory=set)
 
     # -- tokenizer: one character per token --------------------------------------------------
@@ -169,12 +174,13 @@ class ScriptedEngine:
             raise
         finally:
             self._running.difference_update(ids)
-        generations = []
+        generations: list[Generation] = []
         for text in call.prompt_texts():
+            sequences: tuple[GeneratedSequence, ...]
             if self.next_tokens is not None and options.max_tokens == 1:
                 sequences = (self._next_token(call.prompts[len(generations)]),)
             elif JUDGE_MARKER in text or STEP_MARKER in text:
-                sequences: tuple[GeneratedSequence, ...] = (self._judge_sequence(text),)
+                sequences = (self._judge_sequence(text),)
             elif interrupted:
                 sequences = tuple(
                     GeneratedSequence(text="", token_ids=(), finish_reason="abort")
@@ -194,7 +200,7 @@ class ScriptedEngine:
 
     async def stream(
         self, prompt: Sequence[int], options: SamplingOptions, *, n: int = 1, request_id: str
-    ) -> AsyncIterator[StreamDelta]:
+    ) -> AsyncIterator[StreamDelta | StreamEnd]:
         self.calls.append(Call([list(prompt)], options, n, request_id, None))
         for index in range(n):
             sequence = self._sequence(self._next_text(), options)
@@ -207,7 +213,7 @@ class ScriptedEngine:
                     logprobs=sequence.logprobs[i : i + 1] if sequence.logprobs else None,
                     finish_reason=sequence.finish_reason if last else None,
                 )
-        yield StreamDelta(index=-1, text="", token_ids=(), prompt_tokens=len(prompt))
+        yield StreamEnd(prompt_tokens=len(prompt))
 
     async def abort(self, request_ids: Iterable[str]) -> None:
         self.aborted.extend(request_ids)
@@ -217,3 +223,6 @@ class ScriptedEngine:
 
     def running_requests(self) -> int:
         return len(self._running)
+
+    def shutdown(self) -> None:
+        self.shut_down = True

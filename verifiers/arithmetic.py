@@ -269,9 +269,7 @@ class ArithmeticVerifier(ProcessVerifier):
     )
     default_aggregation: ClassVar[Aggregation] = "min"
 
-    def __init__(
-        self, name: str = "arithmetic", *, aggregation: Aggregation | None = None, **_: object
-    ) -> None:
+    def __init__(self, name: str = "arithmetic", *, aggregation: Aggregation | None = None) -> None:
         super().__init__(name, aggregation=aggregation)
 
     def units(self, question: Question, steps: list[str]) -> list[str]:

@@ -98,6 +98,9 @@ class Verifier(Protocol):
     description: ClassVar[str]
     # Whether candidates must carry per-token log-probs (the strategy then asks the engine).
     needs_logprobs: ClassVar[bool]
+    # Alternatives per token the verifier asks the engine for when it scores (0: none); planning
+    # checks it against the log-probs the server serves, before a request runs.
+    top_logprobs: ClassVar[int]
 
     @property
     def model(self) -> str | None:

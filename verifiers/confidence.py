@@ -28,8 +28,9 @@ class ConfidenceVerifier:
     family: ClassVar[str] = "confidence"
     description: ClassVar[str] = "exp(mean token log-probability) of the answer under the policy"
     needs_logprobs: ClassVar[bool] = True
+    top_logprobs: ClassVar[int] = 0
 
-    def __init__(self, name: str = "confidence", **_: object) -> None:
+    def __init__(self, name: str = "confidence") -> None:
         self.name = name
 
     @property

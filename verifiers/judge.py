@@ -12,9 +12,10 @@ from collections.abc import Iterable, Sequence
 from ponder.core.engine import Engine, SamplingOptions, TokenLogprob
 from ponder.core.prompting import Prompt, render_prompts
 
-__all__ = ["YesNoJudge", "yes_probability"]
+__all__ = ["JUDGE_TOP_LOGPROBS", "YesNoJudge", "yes_probability"]
 
-_TOP_LOGPROBS = 20
+# Alternatives read at the verdict's position: enough that "Yes" and "No" are nearly always shown.
+JUDGE_TOP_LOGPROBS = 20
 
 
 def yes_probability(alternatives: Iterable[tuple[str, float]]) -> float:
@@ -63,7 +64,7 @@ class YesNoJudge:
             return [], 0
         # One token is generated: that is all the room the verdict needs.
         prompts = await render_prompts(self.engine, questions, 1)
-        options = SamplingOptions(max_tokens=1, temperature=0.0, logprobs=_TOP_LOGPROBS)
+        options = SamplingOptions(max_tokens=1, temperature=0.0, logprobs=JUDGE_TOP_LOGPROBS)
         generations = await self.engine.generate(prompts, options, n=1, request_id=request_id)
         probabilities = []
         tokens = 0

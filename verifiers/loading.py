@@ -1,8 +1,9 @@
 """Start-up: build the verifiers a server runs, and check they fit on the GPU beside the policy.
 
 The verifiers that need no model are always loaded; model-backed ones come from the server's
-settings. On a GPU every engine and model gets an explicit share of memory, and a set of shares
-that cannot fit is refused before anything is loaded, with a message that names the numbers.
+settings, each with exactly the options its family takes (`options.py`). On a GPU every engine
+and model gets an explicit share of memory, and a set of shares that cannot fit is refused before
+anything is loaded, with a message that names the numbers.
 """
 
 from __future__ import annotations
@@ -14,9 +15,16 @@ from typing import Any, Protocol
 from ponder.core.engine import Engine
 
 from .base import Verifier, VerifierError
+from .options import checked_options, takes_engine
 from .registry import DEFAULT_VERIFIERS, verifier_class
 
-__all__ = ["GPU_HEADROOM", "VerifierConfig", "check_gpu_shares", "load_configured_verifiers"]
+__all__ = [
+    "GPU_HEADROOM",
+    "VerifierConfig",
+    "check_gpu_shares",
+    "check_verifier_specs",
+    "load_configured_verifiers",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +40,7 @@ class VerifierConfig(Protocol):
     device: str | None
     gpu_memory_utilization: float | None
 
-    def model_dump(self) -> dict[str, Any]: ...
+    def model_dump(self, *, exclude_unset: bool = False) -> dict[str, Any]: ...
 
 
 def _on_gpu(device: str | None) -> bool:
@@ -76,6 +84,35 @@ def _check_fits(verifier: Any, spec: VerifierConfig) -> None:
         )
 
 
+def _family(spec: VerifierConfig) -> Any:
+    try:
+        return verifier_class(spec.family)
+    except KeyError as exc:
+        raise VerifierError(str(exc.args[0])) from None
+
+
+def _options(spec: VerifierConfig) -> dict[str, Any]:
+    """The options the operator set on `spec`, checked against what its family takes."""
+    given = {k: v for k, v in spec.model_dump(exclude_unset=True).items() if k != "family"}
+    return checked_options(_family(spec), {"name": spec.name, **given})
+
+
+def check_verifier_specs(specs: Iterable[VerifierConfig]) -> None:
+    """Refuse unknown families, duplicate names and options a family does not take, before
+    anything (the engine included) is started."""
+    names = set(DEFAULT_VERIFIERS)
+    for spec in specs:
+        if spec.name in names:
+            raise VerifierError(f"two verifiers are named {spec.name!r}")
+        names.add(spec.name)
+        _options(spec)
+
+
+def _build(cls: Any, engine: Engine, options: dict[str, Any]) -> Verifier:
+    verifier: Verifier = cls(engine=engine, **options) if takes_engine(cls) else cls(**options)
+    return verifier
+
+
 def load_configured_verifiers(
     engine: Engine,
     specs: Iterable[VerifierConfig] = (),
@@ -87,17 +124,13 @@ def load_configured_verifiers(
     check_gpu_shares(policy_gpu_share, specs)
     loaded: dict[str, Verifier] = {}
     for name in defaults:
-        loaded[name] = verifier_class(name)(engine=engine, name=name)
+        loaded[name] = _build(verifier_class(name), engine, {"name": name})
     for spec in specs:
         if spec.name in loaded:
             raise VerifierError(f"two verifiers are named {spec.name!r}")
-        try:
-            cls = verifier_class(spec.family)
-        except KeyError as exc:
-            raise VerifierError(str(exc.args[0])) from None
-        options = {k: v for k, v in spec.model_dump().items() if k != "family"}
+        options = _options(spec)
         logger.info("loading verifier %s (%s)", spec.name, spec.family)
-        verifier = cls(engine=engine, **options)
+        verifier = _build(_family(spec), engine, options)
         _check_fits(verifier, spec)
         loaded[spec.name] = verifier
     return loaded

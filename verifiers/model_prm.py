@@ -34,7 +34,6 @@ class ModelProcessVerifier(ModelBacked, ProcessVerifier):
         trust_remote_code: bool = False,
         backend: Backend = "auto",
         gpu_memory_utilization: float | None = None,
-        **_: object,
     ) -> None:
         ProcessVerifier.__init__(self, name, aggregation=aggregation)
         self.load_model(

@@ -23,6 +23,7 @@ class OutcomeRewardModel(ModelBacked):
     family: ClassVar[str] = "sequence_classification"
     description: ClassVar[str] = "outcome reward model (HF sequence classifier) scores the answer"
     needs_logprobs: ClassVar[bool] = False
+    top_logprobs: ClassVar[int] = 0
     head: Head = "sequence_classification"
 
     def __init__(
@@ -35,7 +36,6 @@ class OutcomeRewardModel(ModelBacked):
         trust_remote_code: bool = False,
         backend: Backend = "auto",
         gpu_memory_utilization: float | None = None,
-        **_: object,
     ) -> None:
         self.name = name
         self.load_model(

@@ -37,6 +37,7 @@ class StepBatch:
 class ProcessVerifier(ABC):
     kind: ClassVar[VerifierKind] = "process"
     needs_logprobs: ClassVar[bool] = False
+    top_logprobs: ClassVar[int] = 0
     default_aggregation: ClassVar[Aggregation] = "min"
     family: ClassVar[str]
     description: ClassVar[str]

@@ -38,8 +38,9 @@ class ReferenceVerifier:
         "1 if the final answer is equivalent to the known answer (tts.reference), else 0"
     )
     needs_logprobs: ClassVar[bool] = False
+    top_logprobs: ClassVar[int] = 0
 
-    def __init__(self, name: str = "reference", **_: object) -> None:
+    def __init__(self, name: str = "reference") -> None:
         self.name = name
 
     @property

@@ -14,7 +14,7 @@ from ponder.core.engine import Engine
 from ponder.core.prompting import Prompt
 
 from .base import DEFAULT_SCORING, Candidate, Question, Scores, ScoringOptions, VerifierKind
-from .judge import YesNoJudge
+from .judge import JUDGE_TOP_LOGPROBS, YesNoJudge
 
 __all__ = ["JUDGE_PROMPT", "SelfJudgeVerifier"]
 
@@ -29,8 +29,9 @@ class SelfJudgeVerifier:
     family: ClassVar[str] = "yes_no_judge"
     description: ClassVar[str] = 'the policy model asked "is this answer correct?"; P(Yes) vs P(No)'
     needs_logprobs: ClassVar[bool] = False
+    top_logprobs: ClassVar[int] = JUDGE_TOP_LOGPROBS
 
-    def __init__(self, engine: Engine, name: str = "self_judge", **_: object) -> None:
+    def __init__(self, engine: Engine, name: str = "self_judge") -> None:
         self.name = name
         self._judge = YesNoJudge(engine)
 

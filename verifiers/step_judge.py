@@ -15,7 +15,7 @@ from ponder.core.engine import Engine
 from ponder.core.prompting import Prompt
 
 from .base import Aggregation, Question, ScoringOptions, VerifierKind
-from .judge import YesNoJudge
+from .judge import JUDGE_TOP_LOGPROBS, YesNoJudge
 from .process import ProcessVerifier, StepBatch
 
 __all__ = ["STEP_PROMPT", "StepJudgeVerifier"]
@@ -30,6 +30,7 @@ class StepJudgeVerifier(ProcessVerifier):
     kind: ClassVar[VerifierKind] = "generative"
     family: ClassVar[str] = "yes_no_step_judge"
     description: ClassVar[str] = "the policy model asked if each step is correct; P(Yes) vs P(No)"
+    top_logprobs: ClassVar[int] = JUDGE_TOP_LOGPROBS
 
     def __init__(
         self,
@@ -37,7 +38,6 @@ class StepJudgeVerifier(ProcessVerifier):
         name: str = "step_judge",
         *,
         aggregation: Aggregation | None = None,
-        **_: object,
     ) -> None:
         super().__init__(name, aggregation=aggregation)
         self._judge = YesNoJudge(engine)

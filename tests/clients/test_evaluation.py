@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -29,7 +30,7 @@ def problem(pid: str, answer: str) -> Problem:
 
 
 async def evaluate(
-    engine: ScriptedEngine, configs: list[EvalConfig], concurrency: int = 1, **settings: object
+    engine: ScriptedEngine, configs: list[EvalConfig], concurrency: int = 1, **settings: Any
 ) -> list:
     app = create_app(
         Settings(**settings), engine=engine, verifiers=load_configured_verifiers(engine)

@@ -11,10 +11,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
 import pytest
+from openai import BaseModel
 from prometheus_client.parser import text_string_to_metric_families
 
 from ponder.strategies.policy import default_policy
@@ -35,6 +37,14 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def tts_block(response: BaseModel) -> dict[str, Any]:
+    """The `tts` block of a response read by the openai client, which keeps it as an extra field."""
+    extra = response.model_extra
+    assert extra is not None
+    tts: dict[str, Any] = extra["tts"]
+    return tts
 
 
 @dataclass

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 from PIL import Image
 
 from ponder.strategies.policy import load_policy
@@ -20,7 +21,7 @@ from tests.integration.conftest import MODEL, LiveServer
 
 pytestmark = pytest.mark.integration
 
-QUESTION = [{"role": "user", "content": "What is 3 + 4?"}]
+QUESTION: list[ChatCompletionMessageParam] = [{"role": "user", "content": "What is 3 + 4?"}]
 GENERATED = "vllm:generation_tokens_total"
 PROBLEMS = [
     {"id": "add-1", "question": "What is 3 + 4?", "answer": "7"},
@@ -40,7 +41,7 @@ def ponder(*args: str) -> subprocess.CompletedProcess[str]:
 def compute_optimal(server: LiveServer, **tts: object) -> dict:
     response = server.client.chat.completions.create(
         model=MODEL,
-        messages=QUESTION,  # type: ignore[arg-type]
+        messages=QUESTION,
         max_completion_tokens=24,
         temperature=0.8,
         extra_body={"tts": {"strategy": "compute_optimal", "return_trace": True, **tts}},

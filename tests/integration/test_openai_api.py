@@ -7,13 +7,15 @@ import json
 import httpx
 import pytest
 from openai.types import Completion
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessageParam
 
-from tests.integration.conftest import MODEL, LiveServer
+from tests.integration.conftest import MODEL, LiveServer, tts_block
 
 pytestmark = pytest.mark.integration
 
-QUESTION = [{"role": "user", "content": "What is 3 + 4? Reply with only the final number."}]
+QUESTION: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": "What is 3 + 4? Reply with only the final number."}
+]
 GENERATED = "vllm:generation_tokens_total"
 
 
@@ -52,9 +54,10 @@ def test_plain_chat_usage_matches_the_engine(server: LiveServer) -> None:
     )
     assert server.metric("vllm:prompt_tokens_total") - prompt_before == usage.prompt_tokens
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
-    assert usage.completion_tokens_details.reasoning_tokens == 0
+    details = usage.completion_tokens_details
+    assert details is not None and details.reasoning_tokens == 0
     assert 1 <= usage.completion_tokens <= 12
-    assert response.model_extra["tts"]["strategy"] == "none"
+    assert tts_block(response)["strategy"] == "none"
 
 
 def test_n_choices_and_logprobs(server: LiveServer) -> None:
@@ -71,7 +74,9 @@ def test_n_choices_and_logprobs(server: LiveServer) -> None:
     for choice in response.choices:
         assert choice.logprobs is not None and choice.logprobs.content
         assert all(len(t.top_logprobs) == 2 for t in choice.logprobs.content)
-    tokens = sum(len(c.logprobs.content) for c in response.choices)  # type: ignore[union-attr]
+    tokens = sum(
+        len(c.logprobs.content) for c in response.choices if c.logprobs and c.logprobs.content
+    )
     assert response.usage is not None and response.usage.completion_tokens == tokens
 
 
@@ -123,7 +128,7 @@ def test_best_of_n_with_self_judge(server: LiveServer) -> None:
         temperature=0.8,
         extra_body={"tts": {"strategy": "best_of_n", "n": 4, "return_trace": True}},
     )
-    tts = response.model_extra["tts"]
+    tts = tts_block(response)
     usage = response.usage
     assert usage is not None
     assert tts["candidates"] == 4 and tts["verifier_calls"] == 4
@@ -132,7 +137,8 @@ def test_best_of_n_with_self_judge(server: LiveServer) -> None:
     chosen = tts["trace"][tts["chosen_index"]]
     assert response.choices[0].message.content == chosen["text"]
     assert chosen["score"] == max(c["score"] for c in tts["trace"])
-    assert usage.completion_tokens_details.reasoning_tokens == trace_tokens - chosen["tokens"]
+    details = usage.completion_tokens_details
+    assert details is not None and details.reasoning_tokens == trace_tokens - chosen["tokens"]
     # The engine generated the candidates plus one judge token per candidate, nothing else.
     expected = before + usage.completion_tokens + tts["verifier_calls"]
     assert server.wait_metric(GENERATED, expected) == expected
@@ -154,7 +160,7 @@ def test_weighted_best_of_n_with_confidence(server: LiveServer) -> None:
             "tts": {"strategy": "best_of_n", "n": 4, "weighted": True, "verifier": "confidence"}
         },
     )
-    tts = response.model_extra["tts"]
+    tts = tts_block(response)
     assert tts["verifier"] == "confidence" and tts["verifier_tokens"] == 0
     assert all(0 < s <= 1 for s in tts["scores"])
     assert "answer_weights" in tts
@@ -171,7 +177,7 @@ def test_adaptive_self_consistency_by_model_name(server: LiveServer) -> None:
         temperature=0.7,
         extra_body={"tts": {"n": 8, "adaptive": True, "round_size": 4, "return_trace": True}},
     )
-    tts = response.model_extra["tts"]
+    tts = tts_block(response)
     assert tts["strategy"] == "self_consistency"
     assert tts["rounds"] in (1, 2) and tts["candidates"] == 4 * tts["rounds"]
     assert sum(tts["votes"].values()) <= tts["candidates"]

@@ -9,12 +9,15 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
-from tests.integration.conftest import MODEL, LiveServer
+from tests.integration.conftest import MODEL, LiveServer, tts_block
 
 pytestmark = pytest.mark.integration
 
-QUESTION = [{"role": "user", "content": "Write a long story about a dragon."}]
+QUESTION: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": "Write a long story about a dragon."}
+]
 RUNNING = "vllm:num_requests_running"
 
 
@@ -140,7 +143,7 @@ def test_deadline_returns_the_best_so_far(server: LiveServer) -> None:
         },
     )
     elapsed = time.monotonic() - started
-    tts = response.model_extra["tts"]
+    tts = tts_block(response)
     assert tts["budget_exhausted"] == "deadline"
     assert elapsed < 15
     assert response.choices[0].finish_reason == "length"
@@ -158,6 +161,6 @@ def test_token_budget_is_never_exceeded(server: LiveServer) -> None:
         max_completion_tokens=20,
         extra_body={"tts": {"n": 8, "budget": {"max_tokens": 50}}},
     )
-    tts = response.model_extra["tts"]
+    tts = tts_block(response)
     assert response.usage is not None and response.usage.completion_tokens <= 50
     assert tts["budget_exhausted"] == "tokens" and tts["candidates"] == 2

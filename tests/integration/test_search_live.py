@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from openai.types.chat import ChatCompletion
+from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
-from tests.integration.conftest import MODEL, LiveServer
+from tests.integration.conftest import MODEL, LiveServer, tts_block
 
 pytestmark = pytest.mark.integration
 
-QUESTION = [{"role": "user", "content": "What is 23 + 45? Think step by step."}]
+QUESTION: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": "What is 23 + 45? Think step by step."}
+]
 GENERATED = "vllm:generation_tokens_total"
 SMALL = {"max_steps": 3, "step_tokens": 24, "verifier": "arithmetic"}
 
@@ -58,11 +60,11 @@ def trace_tokens(tts: dict) -> int:
 @pytest.mark.parametrize("case", list(CASES))
 def test_search_strategy_through_the_server(server: LiveServer, case: str) -> None:
     tts = {"strategy": case, **CASES[case], "return_trace": True}
-    strategy = tts["strategy"]
+    strategy = str(tts["strategy"])
     before = server.metric(GENERATED)
     ok_before = server.metric("ponder_requests_total", strategy=strategy, status="ok")
     policy_before = server.metric("ponder_policy_tokens_total", strategy=strategy)
-    expansions_before = server.metric("ponder_search_expansions_total", strategy=strategy)
+    engine_calls_before = server.metric("ponder_engine_calls_total", strategy=strategy)
     raw = server.client.chat.completions.with_raw_response.create(
         model=MODEL,
         messages=QUESTION,
@@ -71,23 +73,23 @@ def test_search_strategy_through_the_server(server: LiveServer, case: str) -> No
         extra_body={"tts": tts},
     )
     response = ChatCompletion.model_validate(raw.http_response.json())
-    block = response.model_extra["tts"]
+    block = tts_block(response)
     usage = response.usage
     assert usage is not None and block["strategy"] == strategy
     chosen = block["trace"][block["chosen_index"]]
     assert response.choices[0].message.content == chosen["text"]
     assert usage.completion_tokens == trace_tokens(block) > 0
-    assert usage.completion_tokens_details.reasoning_tokens == (
-        usage.completion_tokens - chosen["tokens"]
-    )
+    details = usage.completion_tokens_details
+    assert details is not None
+    assert details.reasoning_tokens == usage.completion_tokens - chosen["tokens"]
     expected = before + usage.completion_tokens
     assert server.wait_metric(GENERATED, expected) == expected
     assert server.metric("ponder_requests_total", strategy=strategy, status="ok") == ok_before + 1
     assert server.metric("ponder_policy_tokens_total", strategy=strategy) == (
         policy_before + usage.completion_tokens
     )
-    assert server.metric("ponder_search_expansions_total", strategy=strategy) == (
-        expansions_before + block["engine_calls"]
+    assert server.metric("ponder_engine_calls_total", strategy=strategy) == (
+        engine_calls_before + block["engine_calls"]
     )
 
 
@@ -100,7 +102,7 @@ def test_token_beam_search_through_the_server(server: LiveServer) -> None:
         n=2,
         extra_body={"tts": {"strategy": "beam_search", "beam_width": 3}},
     )
-    tts = response.model_extra["tts"]
+    tts = tts_block(response)
     usage = response.usage
     assert usage is not None and len(response.choices) == 2
     assert tts["scores"] == sorted(tts["scores"], reverse=True)

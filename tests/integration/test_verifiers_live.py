@@ -6,17 +6,17 @@ from __future__ import annotations
 import random
 
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from ponder.core.answers import answer_key
 from ponder.verifiers.steps import split_steps
-from tests.integration.conftest import MODEL, TINY_PRM, VLLM_ORM, VLLM_PRM, LiveServer
+from tests.integration.conftest import MODEL, TINY_PRM, VLLM_ORM, VLLM_PRM, LiveServer, tts_block
 
 pytestmark = pytest.mark.integration
 
 GENERATED = "vllm:generation_tokens_total"
-QUESTION = [
-    {"role": "user", "content": "What is 23 + 45? Think step by step, then give the answer."}
-]
+QUESTION_TEXT = "What is 23 + 45? Think step by step, then give the answer."
+QUESTION: list[ChatCompletionMessageParam] = [{"role": "user", "content": QUESTION_TEXT}]
 
 
 def best_of_n(server: LiveServer, verifier: str, **tts: object):
@@ -34,7 +34,7 @@ def best_of_n(server: LiveServer, verifier: str, **tts: object):
 def test_step_judge_scores_each_step_with_the_policy_model(server: LiveServer) -> None:
     before = server.metric(GENERATED)
     response = best_of_n(server, "step_judge", n=3)
-    tts = response.model_extra["tts"]
+    tts = tts_block(response)
     trace = tts["trace"]
     for candidate in trace:
         steps = split_steps(candidate["text"])
@@ -54,7 +54,7 @@ def test_step_judge_scores_each_step_with_the_policy_model(server: LiveServer) -
 def test_configured_model_prm_scores_steps_through_the_server(server: LiveServer) -> None:
     calls_before = server.metric("ponder_verifier_calls_total", verifier=TINY_PRM)
     response = best_of_n(server, TINY_PRM, n=3, aggregation="mean")
-    tts = response.model_extra["tts"]
+    tts = tts_block(response)
     assert tts["verifier"] == TINY_PRM and tts["verifier_calls"] == 3
     for candidate in tts["trace"]:
         steps = split_steps(candidate["text"])
@@ -64,7 +64,7 @@ def test_configured_model_prm_scores_steps_through_the_server(server: LiveServer
             assert candidate["score"] == pytest.approx(expected)
     assert server.metric("ponder_verifier_calls_total", verifier=TINY_PRM) == calls_before + 3
     again = best_of_n(server, TINY_PRM, n=1)
-    assert again.model_extra["tts"]["verifier_calls"] == 1
+    assert tts_block(again)["verifier_calls"] == 1
 
 
 def test_strategies_endpoint_lists_the_configured_prm(server: LiveServer) -> None:
@@ -105,7 +105,7 @@ def test_arithmetic_checker_picks_a_correct_answer_whenever_there_is_one(
                 }
             },
         )
-        tts = response.model_extra["tts"]
+        tts = tts_block(response)
         trace = tts["trace"]
         correct = [
             c["index"] for c in trace if c["answer"] and answer_key(c["answer"]) == f"#{truth}"
@@ -130,7 +130,7 @@ def test_a_prm_vllm_implements_runs_on_its_pooling_runner(server: LiveServer) ->
     from tests.verifiers import tiny_models
 
     response = best_of_n(server, VLLM_PRM, n=3, aggregation="prod")
-    tts = response.model_extra["tts"]
+    tts = tts_block(response)
     folder = server.models / "vllm_prm"
     tok = AutoTokenizer.from_pretrained(folder)
     marker = tok.convert_tokens_to_ids(STEP_SEPARATOR)
@@ -141,7 +141,7 @@ def test_a_prm_vllm_implements_runs_on_its_pooling_runner(server: LiveServer) ->
             continue
         messages = [
             {"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": QUESTION[0]["content"]},
+            {"role": "user", "content": QUESTION_TEXT},
             {"role": "assistant", "content": STEP_SEPARATOR.join(steps) + STEP_SEPARATOR},
         ]
         ids = tok.encode(
@@ -164,12 +164,15 @@ def test_an_orm_vllm_implements_runs_on_its_pooling_runner(server: LiveServer) -
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     response = best_of_n(server, VLLM_ORM, n=3)
-    tts = response.model_extra["tts"]
+    tts = tts_block(response)
     folder = server.models / "vllm_orm"
     tok = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32)
     for candidate in tts["trace"]:
-        messages = [*QUESTION, {"role": "assistant", "content": candidate["text"]}]
+        messages = [
+            {"role": "user", "content": QUESTION_TEXT},
+            {"role": "assistant", "content": candidate["text"]},
+        ]
         ids = tok.encode(
             tok.apply_chat_template(messages, tokenize=False), add_special_tokens=False
         )

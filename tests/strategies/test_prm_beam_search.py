@@ -306,6 +306,7 @@ async def test_same_engine_outputs_give_the_same_search(dvts: bool) -> None:
     assert ctx.usage.completion_tokens == sum(n["tokens"] for n in first.details["tree"])
     # Each level: n / M prompts extended M ways, then two greedy rollout calls of n prompts
     # (fewer once rollouts reach max_steps).
+    assert isinstance(ctx.engine, ScriptedEngine)
     shapes = [(len(c.prompts), c.n) for c in generation_calls(ctx.engine)]
     assert shapes[:4] == [(1, 4), (4, 1), (4, 1), (2, 2)]
 

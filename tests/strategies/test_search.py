@@ -1,5 +1,7 @@
 """The shared search core: expansion from token ids in one call, scoring in one call."""
 
+from typing import Any
+
 from ponder.strategies.search import SearchParams, SearchTree
 from tests.scripted import ScriptedEngine
 from tests.strategies.helpers import generation_calls, make_context
@@ -15,7 +17,7 @@ def responder(prompt: str, n: int) -> list[str]:
     return STEPS[solution][:n]
 
 
-def tree(max_steps: int = 8, **ctx: object) -> tuple[SearchTree, ScriptedEngine]:
+def tree(max_steps: int = 8, **ctx: Any) -> tuple[SearchTree, ScriptedEngine]:
     engine = ScriptedEngine(responder=responder, judge=lambda step: 0.25 if "6" in step else 0.75)
     params = SearchParams(strategy="beam", verifier="step_judge", max_steps=max_steps)
     return SearchTree(make_context(engine, **ctx), params), engine

@@ -113,7 +113,8 @@ async def test_bfs_keeps_the_best_per_level_one_engine_and_one_verifier_call_eac
     assert best.sequence.text == "a1\n\nThe answer is 5" and best.score == 0.9
     assert len(result.candidates) == 7
     scores = [result.candidates[i].score for i in result.ranking]
-    assert scores == sorted(scores, reverse=True)
+    assert None not in scores
+    assert scores == sorted(scores, key=lambda s: s or 0.0, reverse=True)
     tokens = sum(n["tokens"] for n in result.details["tree"])
     assert ctx.usage.completion_tokens == tokens
     assert tokens <= strategy.planned_tokens(ctx.options.max_tokens, 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 import torch
@@ -20,6 +21,7 @@ from ponder.verifiers.math_shepherd_prm import MathShepherdPRM
 from ponder.verifiers.orm import OutcomeRewardModel
 from ponder.verifiers.qwen_prm import QwenPRM
 from ponder.verifiers.rlhflow_prm import RLHFlowPRM
+from ponder.verifiers.transformers_backend import TransformersScorer
 from tests.verifiers import tiny_models
 
 QUESTION = Question(({"role": "user", "content": "what is 2 + 3 ?"},))
@@ -36,13 +38,20 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-def reference_logits(folder: Path, auto: type, ids: list[int]) -> torch.Tensor:
+def reference_logits(folder: Path, auto: Any, ids: list[int]) -> torch.Tensor:
     model = auto.from_pretrained(folder, dtype=torch.float32).eval()
     with torch.no_grad():
         return model(input_ids=torch.tensor([ids])).logits[0]
 
 
-async def score(verifier, text: str = ANSWER, **options: object):
+def batches_run(verifier: Any) -> int:
+    """Batches the verifier's model ran (these tests run it on transformers)."""
+    scorer = verifier.scorer
+    assert isinstance(scorer, TransformersScorer)
+    return scorer.batches_run
+
+
+async def score(verifier, text: str = ANSWER, **options: Any):
     return await verifier.score(
         QUESTION, [Candidate(text)], request_id="r", options=ScoringOptions(**options)
     )
@@ -83,7 +92,7 @@ async def test_math_shepherd_reads_plus_against_minus_at_each_tag(folders) -> No
     verifier = MathShepherdPRM("ms", model=folder)
     tok = AutoTokenizer.from_pretrained(folder)
     ids = tok.encode(QUESTION.text + " " + "".join(f"{s} ки\n" for s in STEPS))
-    tag, plus, minus = tok.convert_tokens_to_ids(["ки", "+", "-"])
+    tag, plus, minus = cast(list[int], tok.convert_tokens_to_ids(["ки", "+", "-"]))
     positions = [i for i, t in enumerate(ids) if t == tag]
     assert len(positions) == 3 and ids[0] == tok.bos_token_id
     assert list(verifier.request(QUESTION, STEPS).positions) == positions
@@ -116,7 +125,7 @@ async def test_rlhflow_reads_the_position_before_each_plus_turn(folders) -> None
     ids = tok.encode(
         tok.apply_chat_template(conversation, tokenize=False), add_special_tokens=False
     )
-    plus, minus = tok.convert_tokens_to_ids(["+", "-"])
+    plus, minus = cast(list[int], tok.convert_tokens_to_ids(["+", "-"]))
     # Each assistant turn is "<|im_start|> assistant +": the logits one before "+" are read.
     positions = [
         i - 1
@@ -154,7 +163,7 @@ async def test_orm_scores_the_whole_conversation(folders) -> None:
     scores = await verifier.score(QUESTION, [Candidate(t) for t in texts], request_id="r")
     # Both in one padded batch, and each equals its own unpadded forward pass.
     assert list(scores.values) == pytest.approx(expected, abs=1e-5)
-    assert verifier.scorer.batches_run == 1
+    assert batches_run(verifier) == 1
 
 
 async def test_concurrent_requests_share_a_batch_and_the_cache_serves_prefixes(folders) -> None:
@@ -162,12 +171,12 @@ async def test_concurrent_requests_share_a_batch_and_the_cache_serves_prefixes(f
     first, second = await asyncio.gather(
         score(verifier, ANSWER), score(verifier, "so 5\n\nthe answer is 5")
     )
-    assert verifier.scorer.batches_run == 1
+    assert batches_run(verifier) == 1
     assert first.cache_hits == 0 and second.cache_hits == 0
     again = await score(verifier, ANSWER)
     assert again.cache_hits == 3 and again.tokens == 0
     assert again.steps == first.steps
-    assert verifier.scorer.batches_run == 1
+    assert batches_run(verifier) == 1
 
 
 def test_a_family_without_a_model_folder_is_a_clear_error(tmp_path: Path) -> None:

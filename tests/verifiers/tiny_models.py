@@ -14,6 +14,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import (
     LlamaConfig,
     LlamaForCausalLM,
+    PreTrainedModel,
     PreTrainedTokenizerFast,
     Qwen2Config,
     Qwen2ForSequenceClassification,
@@ -123,7 +124,9 @@ def build(folder: Path, family: str, seed: int = 0, *, vllm_sized: bool = False)
     torch.manual_seed(seed)
     vocab = len(tok)
     if family == "qwen_prm":
-        model = Qwen2ForTokenClassification(_small(Qwen2Config, vocab, num_labels=2))
+        model: PreTrainedModel = Qwen2ForTokenClassification(
+            _small(Qwen2Config, vocab, num_labels=2)
+        )
     elif family == "orm":
         config = _small(Qwen2Config, vocab, num_labels=1)
         model = Qwen2ForSequenceClassification(_vllm_sized(config) if vllm_sized else config)

@@ -1,0 +1,54 @@
+"""`/openapi.json` documents the responses, Ponder's `tts` block included."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ponder.server.protocol import TTSBlock
+from tests.scripted import ScriptedEngine
+from tests.server.test_http import CHAT, best_of_n, chat, judge_66, serve
+
+
+def resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    ref = node.get("$ref")
+    if ref is None:
+        return node
+    resolved: dict[str, Any] = schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    return resolved
+
+
+def test_the_chat_and_completion_responses_document_the_tts_block() -> None:
+    with serve() as (client, _):
+        schema = client.get("/openapi.json").json()
+    components = schema["components"]["schemas"]
+    tts = components["TTSBlock"]
+    assert list(tts["properties"])[:10] == [
+        "strategy",
+        "candidates",
+        "generated_tokens",
+        "cached_prompt_tokens",
+        "engine_calls",
+        "verifier_calls",
+        "verifier_tokens",
+        "verifier_cache_hits",
+        "chosen_index",
+        "scores",
+    ]
+    for field in ("difficulty", "budget_exhausted", "trace", "per_prompt"):
+        assert field in tts["properties"]
+    assert tts["properties"]["trace"]["anyOf"][0]["items"]["$ref"].endswith("/TraceCandidate")
+    for path in ("/v1/chat/completions", "/v1/completions"):
+        content = schema["paths"][path]["post"]["responses"]["200"]["content"]
+        response = resolve(schema, content["application/json"]["schema"])
+        assert response["properties"]["tts"]["$ref"].endswith("/TTSBlock")
+        assert resolve(schema, response["properties"]["usage"])["title"] == "UsageInfo"
+
+
+def test_a_response_reads_back_as_the_documented_model() -> None:
+    engine = ScriptedEngine(texts=["5", "66", "777"], judge=judge_66)
+    with serve(engine) as (client, _):
+        data = client.post(CHAT, json=chat(tts=best_of_n(3, return_trace=True))).json()
+    tts = TTSBlock.model_validate(data["tts"])
+    assert tts.strategy == "best_of_n" and tts.candidates == 3
+    assert tts.trace is not None and tts.trace[tts.chosen_index or 0].text == "66"
+    assert tts.model_dump(exclude_unset=True) == data["tts"]
