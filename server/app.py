@@ -16,10 +16,12 @@ from ponder.strategies.policy import PolicyError
 from ponder.verifiers.base import Verifier, VerifierError
 from ponder.verifiers.loading import check_gpu_shares, load_configured_verifiers
 
+from .engine_args import ParallelismError, check_parallelism, policy_gpus
 from .errors import install_error_handlers
 from .metrics import PonderMetrics
 from .model_store import DEFAULT_MODEL_NAME, prepare_default_model
 from .policies import PolicyStore, policy_check
+from .remote_start import RemoteStartError
 from .routers import router
 from .serving import Serving
 from .settings import Settings
@@ -52,17 +54,29 @@ def start_engine(settings: Settings) -> Engine:
 
 
 def _checked_start(settings: Settings) -> Engine:
-    from .vllm_engine import is_cpu_build
+    # Refuse parallel layouts and GPU shares that cannot work before spending a minute starting
+    # the engine.
+    check_parallelism(settings)
+    # REMOTE-ENGINE HOOK (issue 12): the lead moves this into the engine factory at merge.
+    if settings.engine == "remote":
+        from .remote_start import start_remote_engine
 
-    # Refuse GPU shares that cannot fit before spending a minute starting the engine.
+        return start_remote_engine(settings)
+    from ponder.core.vllm_compat import is_cpu_build
+
     if not is_cpu_build():
-        check_gpu_shares(settings.gpu_memory_utilization, settings.verifiers)
+        check_gpu_shares(
+            settings.gpu_memory_utilization, settings.verifiers, policy_gpus=policy_gpus(settings)
+        )
     return start_engine(settings)
 
 
 def _engine_version(engine: Engine) -> str:
+    known = getattr(engine, "version", None)
+    if isinstance(known, str):
+        return known
     if engine.__class__.__name__ == "VLLMEngine":
-        from .vllm_engine import vllm_version
+        from ponder.core.vllm_compat import vllm_version
 
         return vllm_version()
     return "n/a"
@@ -94,7 +108,7 @@ def create_app(
                 )
             )
             policies.validate_with(policy_check(loaded, settings.max_tts_n))
-        except (VerifierError, PolicyError) as exc:
+        except (VerifierError, PolicyError, ParallelismError, RemoteStartError) as exc:
             logger.error("cannot start: %s", exc)
             raise
         metrics.build.info(
@@ -104,6 +118,10 @@ def create_app(
                 "model": active.model_name,
             }
         )
+        # REMOTE-ENGINE HOOK: the remote pool's per-server series join Ponder's /metrics.
+        engine_series = getattr(active, "metrics_registry", None)
+        if engine_series is not None:
+            metrics.registry.register(engine_series)
         app.state.serving = Serving(active, loaded, settings, metrics, policies)
         app.state.draining = False
         logger.info("serving %s with verifiers: %s", active.model_name, ", ".join(loaded))

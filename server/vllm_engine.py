@@ -42,6 +42,8 @@ from ponder.core.vllm_compat import (
     vllm_version,
 )
 
+from .engine_args import policy_engine_args
+from .engine_common import TokenizerOps
 from .settings import Settings
 from .vllm_convert import finish_reason, generation, sampling_params, token_logprobs
 
@@ -49,11 +51,10 @@ __all__ = ["VLLMEngine", "is_cpu_build", "vllm_version"]
 
 logger = logging.getLogger(__name__)
 
-_CPU_BLOCK_SIZE = 32
 _SHORT_REQUEST_TOKENS = 16
 
 
-class VLLMEngine:
+class VLLMEngine(TokenizerOps):
     """`Engine` on vLLM's `AsyncLLM`, started in this process (its core runs in a child)."""
 
     def __init__(self, llm: Any, *, model_name: str, max_model_len: int, cpu: bool) -> None:
@@ -83,48 +84,10 @@ class VLLMEngine:
             # The CPU build sizes its KV cache from the first NUMA node and refuses to start at
             # vLLM's default share; an explicit size always works.
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(settings.cpu_kv_cache_gib))
-        enforce_eager = settings.enforce_eager if settings.enforce_eager is not None else cpu
-        block_size = settings.block_size or (_CPU_BLOCK_SIZE if cpu else None)
-        args = AsyncEngineArgs(
-            model=model_path,
-            served_model_name=[model_name],
-            max_model_len=settings.max_model_len,
-            enable_prefix_caching=True,
-            enforce_eager=enforce_eager,
-            block_size=block_size,
-            dtype=settings.dtype,
-            gpu_memory_utilization=settings.gpu_memory_utilization,
-            tensor_parallel_size=settings.tensor_parallel_size,
-            max_logprobs=settings.max_logprobs,
-            disable_log_stats=False,
-        )
+        args = AsyncEngineArgs(**policy_engine_args(settings, model_path, model_name, cpu=cpu))
         llm = AsyncLLM.from_engine_args(args)
         max_len = int(llm.model_config.max_model_len)
         return cls(llm, model_name=model_name, max_model_len=max_len, cpu=cpu)
-
-    # -- tokenizer and templates -------------------------------------------------------------
-
-    def render_chat(
-        self,
-        messages: Sequence[dict[str, Any]],
-        *,
-        add_generation_prompt: bool = True,
-        continue_final_message: bool = False,
-    ) -> list[int]:
-        text = self._tokenizer.apply_chat_template(
-            list(messages),
-            tokenize=False,
-            add_generation_prompt=add_generation_prompt and not continue_final_message,
-            continue_final_message=continue_final_message,
-        )
-        # The template already wrote the special tokens it wants.
-        return list(self._tokenizer.encode(text, add_special_tokens=False))
-
-    def encode(self, text: str) -> list[int]:
-        return list(self._tokenizer.encode(text, add_special_tokens=False))
-
-    def decode(self, token_ids: Sequence[int]) -> str:
-        return str(self._tokenizer.decode(list(token_ids), skip_special_tokens=True))
 
     # -- generation ----------------------------------------------------------------------------
 

