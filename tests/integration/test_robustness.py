@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from tests.integration.conftest import MODEL, LiveServer
+from tests.integration.conftest import MODEL, LiveServer, both_engines
 
 pytestmark = pytest.mark.integration
 
@@ -79,6 +79,7 @@ async def _wait_until_idle(server: LiveServer) -> None:
 
 
 @pytest.mark.parametrize("stream", [False, True])
+@both_engines
 async def test_disconnect_aborts_engine_requests(server: LiveServer, stream: bool) -> None:
     body = {
         "model": MODEL,
@@ -120,6 +121,7 @@ def test_seeded_requests_do_not_harm_the_engine(server: LiveServer) -> None:
     assert ask(21) == ask(21)
 
 
+@both_engines
 def test_deadline_returns_the_best_so_far(server: LiveServer) -> None:
     exhausted_before = server.metric(
         "ponder_budget_exhausted_total", strategy="best_of_n", reason="deadline"
@@ -151,6 +153,7 @@ def test_deadline_returns_the_best_so_far(server: LiveServer) -> None:
     )
 
 
+@both_engines
 def test_token_budget_is_never_exceeded(server: LiveServer) -> None:
     response = server.client.chat.completions.create(
         model=f"{MODEL}@self_consistency",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from openai.types.chat import ChatCompletion
 
-from tests.integration.conftest import MODEL, LiveServer
+from tests.integration.conftest import MODEL, LiveServer, both_engines
 
 pytestmark = pytest.mark.integration
 
@@ -56,6 +56,7 @@ def trace_tokens(tts: dict) -> int:
 
 
 @pytest.mark.parametrize("case", list(CASES))
+@both_engines
 def test_search_strategy_through_the_server(server: LiveServer, case: str) -> None:
     tts = {"strategy": case, **CASES[case], "return_trace": True}
     strategy = tts["strategy"]
@@ -91,6 +92,7 @@ def test_search_strategy_through_the_server(server: LiveServer, case: str) -> No
     )
 
 
+@both_engines
 def test_token_beam_search_through_the_server(server: LiveServer) -> None:
     before = server.metric(GENERATED)
     response = server.client.chat.completions.create(

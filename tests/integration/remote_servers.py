@@ -1,0 +1,133 @@
+"""Two real `vllm serve` processes (the CPU build, embedded model) and Ponder's remote engine on
+them, started once per test session beside the in-process server.
+
+The vLLM flags are the ones the remote engine needs (README, "Scale"):
+`--enable-prompt-tokens-details` for cached prompt tokens; the rest keep the CPU build small and
+quick to start.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+__all__ = ["VLLMServer", "remote_ponder", "vllm_server_command", "wait_until"]
+
+
+def wait_until(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url} exited at start-up:\n{log.read_text()[-4000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} was not ready in time:\n{log.read_text()[-4000:]}")
+        time.sleep(0.5)
+
+
+def vllm_server_command(model: Path, name: str, port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(model),
+        "--served-model-name",
+        name,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--max-model-len",
+        "2048",
+        "--enforce-eager",
+        "--block-size",
+        "32",
+        "--enable-prompt-tokens-details",
+        "--disable-uvicorn-access-log",
+    ]
+
+
+@dataclass
+class VLLMServer:
+    """One `vllm serve` that a test may kill and start again on the same port."""
+
+    model: Path
+    name: str
+    port: int
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "nobind"}
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                vllm_server_command(self.model, self.name, self.port),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # its engine core child dies with it when killed
+            )
+
+    def wait_ready(self, timeout: float = 600) -> None:
+        assert self.process is not None
+        wait_until(f"{self.url}/health", self.process, self.log, timeout)
+
+    def kill(self) -> None:
+        """Die at once, as a crashed server does (no draining)."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if self.process is not None:
+            # The engine core child is in the server's session: make sure nothing is left.
+            with suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+
+@contextmanager
+def remote_ponder(
+    servers: list[VLLMServer], tokenizer: Path, port: int, log: Path, env: dict[str, str]
+) -> Iterator[str]:
+    """Ponder with --engine remote on `servers`; yields its base URL."""
+    command = [sys.executable, "-m", "ponder.server.cli", "serve", "--port", str(port)]
+    command += ["--engine", "remote", "--tokenizer", str(tokenizer)]
+    for server in servers:
+        command += ["--engine-url", server.url]
+    with ExitStack() as stack:
+        out = stack.enter_context(log.open("wb"))
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+        base_url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until(f"{base_url}/ready", process, log, 300)
+            yield base_url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
