@@ -249,12 +249,14 @@ class RemoteEngine(TokenizerOps):
             if failed:
                 raise failed[0].exception()  # type: ignore[misc]
         finally:
-            for task in tasks:
-                task.cancel()  # closes what is still open: vLLM aborts those requests
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # Book-keeping first and without awaiting: a caller that is cancelled again while
+            # this waits (a streamed response's cancel scope does that) must not skip it.
             for rid in ids:
                 self._tasks.pop(rid, None)
             self._pool.finished(server, time.monotonic() - started)
+            for task in tasks:
+                task.cancel()  # closes what is still open: vLLM aborts those requests
+            await asyncio.shield(asyncio.gather(*tasks, return_exceptions=True))
         results = []
         for task, partial in zip(tasks, partials, strict=True):
             if task in done and not task.cancelled():

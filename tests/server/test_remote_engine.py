@@ -207,3 +207,22 @@ def test_the_app_on_a_pool_is_ready_while_one_server_is_and_exports_per_server_s
         "ponder_engine_server_call_duration_seconds_count",
         (("server", "1"),),
     ) in series
+
+
+async def test_a_call_cancelled_twice_still_closes_its_requests_and_frees_its_server() -> None:
+    # A streamed response's cancel scope cancels the strategy again while it cleans up.
+    fake = FakeVLLM(1)
+    fake.servers[0].hold = asyncio.Event()
+    engine = remote_engine(fake)
+    call = asyncio.ensure_future(
+        engine.generate([PROMPT, PROMPT], SamplingOptions(max_tokens=8), request_id="r-g0")
+    )
+    await asyncio.sleep(0.05)
+    assert engine.pool.servers[0].in_flight == 1
+    call.cancel()
+    await asyncio.sleep(0)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert engine.running_requests() == 0
+    assert engine.pool.servers[0].in_flight == 0
