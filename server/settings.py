@@ -32,9 +32,15 @@ class VerifierSpec(BaseModel):
         None, gt=0, lt=1, description="Share of GPU memory this verifier may use (GPU only)."
     )
     trust_remote_code: bool = Field(False, description="Run model code shipped in the folder.")
-    backend: Literal["auto", "vllm", "transformers"] = Field(
-        "auto", description="auto: vLLM's pooling runner where it has the architecture."
+    backend: Literal["auto", "vllm", "transformers", "remote"] = Field(
+        "auto",
+        description="auto: vLLM's pooling runner where it has the architecture; remote: the "
+        "vLLM pooling server at `url`.",
     )
+    url: str | None = Field(
+        None, description="Base URL of a vLLM pooling server serving `model` (backend remote)."
+    )
+    api_key: str | None = Field(None, description="Bearer key that pooling server expects.")
 
 
 class Settings(BaseSettings):

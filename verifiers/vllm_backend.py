@@ -19,7 +19,7 @@ from typing import Any
 from ponder.core.vllm_compat import client_error_types, tokens_prompt
 
 from .base import VerifierError
-from .reward_model import Head, LogitRequest
+from .reward_model import Head, LogitRequest, picked_logits
 
 __all__ = ["VLLMPoolingScorer"]
 
@@ -86,13 +86,7 @@ class VLLMPoolingScorer:
             raise VerifierError(f"the reward model refused the input: {exc}") from exc
         if output is None:
             raise VerifierError("the reward model returned nothing")
-        data = output.outputs.data.float().cpu()
-        if self.head == "sequence_classification":
-            return data.reshape(-1)
-        picked = data[list(request.positions)]
-        if request.columns is not None:
-            picked = picked[:, list(request.columns)]
-        return picked
+        return picked_logits(output.outputs.data.float().cpu(), self.head, request)
 
     async def logits(self, requests: Sequence[LogitRequest]) -> list[Any]:
         # Submitted together, they are scheduled as one batch by vLLM.
