@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ponder.server.model_store import prepare_default_model
 from ponder.strategies.policy import default_policy
-from tests.integration.remote_servers import VLLMServer, remote_ponder
+from tests.integration.remote_servers import POOLING_PRM_FLAGS, VLLMServer, remote_ponder
 from tests.verifiers import tiny_models
 
 MODEL = "smollm2-135m-instruct"
@@ -166,26 +166,33 @@ def in_process_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live
 
 @pytest.fixture(scope="session")
 def remote_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """Ponder's remote engine on two `vllm serve` processes; verifiers that need no model."""
+    """Ponder's remote engine on two `vllm serve` processes, and the tiny PRM on a vLLM pooling
+    server of its own as the remote verifier `vllm_prm`: nothing runs a model in Ponder."""
     model = prepare_default_model()
     logs = tmp_path_factory.mktemp("remote")
     servers = [VLLMServer(model, MODEL, _free_port(), logs / f"vllm{i}.log") for i in range(2)]
+    prm_folder = tiny_models.build_process_reward_model(logs / VLLM_PRM)
+    prm = VLLMServer(prm_folder, VLLM_PRM, _free_port(), logs / "prm.log", POOLING_PRM_FLAGS)
+    verifiers = [
+        {"name": VLLM_PRM, "family": "qwen_prm", "model": str(prm_folder), "backend": "remote"}
+        | {"url": prm.url}
+    ]
     policy_table = logs / "policy.json"
     policy_table.write_text(default_policy().model_dump_json(exclude_none=True))
     env = {
         **os.environ,
         "PONDER_POLICY_TABLE": str(policy_table),
-        "PONDER_VERIFIERS": "[]",
+        "PONDER_VERIFIERS": json.dumps(verifiers),
         "PONDER_MAX_CONCURRENT_REQUESTS": "32",
         "PONDER_KEEPALIVE_S": "0.5",
     }
     try:
-        for vllm in servers:  # both start at once
+        for vllm in [*servers, prm]:  # all start at once
             vllm.start()
-        for vllm in servers:
+        for vllm in [*servers, prm]:
             vllm.wait_ready()
         with remote_ponder(servers, model, _free_port(), logs / "ponder.log", env) as url:
             yield LiveServer(url, logs / "ponder.log", logs, policy_table, servers)
     finally:
-        for vllm in servers:
+        for vllm in [*servers, prm]:
             vllm.stop()

@@ -20,7 +20,23 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["VLLMServer", "remote_ponder", "vllm_server_command", "wait_until"]
+__all__ = [
+    "POOLING_PRM_FLAGS",
+    "VLLMServer",
+    "remote_ponder",
+    "vllm_server_command",
+    "wait_until",
+]
+
+# A process reward model on vLLM's pooling runner, every token's logits returned.
+POOLING_PRM_FLAGS = (
+    "--runner",
+    "pooling",
+    "--pooler-config",
+    '{"tok_pooling_type": "ALL"}',
+    "--max-model-len",
+    "512",
+)
 
 
 def wait_until(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
@@ -38,7 +54,9 @@ def wait_until(url: str, process: subprocess.Popen[bytes], log: Path, timeout: f
         time.sleep(0.5)
 
 
-def vllm_server_command(model: Path, name: str, port: int) -> list[str]:
+def vllm_server_command(
+    model: Path, name: str, port: int, extra: tuple[str, ...] = ()
+) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -51,13 +69,18 @@ def vllm_server_command(model: Path, name: str, port: int) -> list[str]:
         "127.0.0.1",
         "--port",
         str(port),
-        "--max-model-len",
-        "2048",
         "--enforce-eager",
-        "--block-size",
-        "32",
-        "--enable-prompt-tokens-details",
         "--disable-uvicorn-access-log",
+        *(
+            extra
+            or (
+                "--max-model-len",
+                "2048",
+                "--block-size",
+                "32",
+                "--enable-prompt-tokens-details",
+            )
+        ),
     ]
 
 
@@ -69,6 +92,8 @@ class VLLMServer:
     name: str
     port: int
     log: Path
+    # Flags instead of the policy server's (a reward model's pooling server).
+    extra: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -79,7 +104,7 @@ class VLLMServer:
         env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "nobind"}
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                vllm_server_command(self.model, self.name, self.port),
+                vllm_server_command(self.model, self.name, self.port, self.extra),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
