@@ -23,7 +23,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ponder.server.model_store import prepare_default_model
 from ponder.strategies.policy import default_policy
-from tests.integration.remote_servers import POOLING_PRM_FLAGS, VLLMServer, remote_ponder
+from tests.integration.remote_servers import (
+    POOLING_PRM_FLAGS,
+    VLLMServer,
+    remote_ponder,
+    stop_process,
+)
 from tests.verifiers import tiny_models
 
 MODEL = "smollm2-135m-instruct"
@@ -157,11 +162,7 @@ def in_process_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live
             time.sleep(1)
         yield LiveServer(base_url, log, models, policy_table)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
 
 
 @pytest.fixture(scope="session")

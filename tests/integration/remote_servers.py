@@ -24,6 +24,7 @@ __all__ = [
     "POOLING_PRM_FLAGS",
     "VLLMServer",
     "remote_ponder",
+    "stop_process",
     "vllm_server_command",
     "wait_until",
 ]
@@ -37,6 +38,15 @@ POOLING_PRM_FLAGS = (
     "--max-model-len",
     "512",
 )
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Ask a server to stop, and kill it if it has not within a minute."""
+    process.terminate()
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def wait_until(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
@@ -123,11 +133,7 @@ class VLLMServer:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.kill()
+            stop_process(self.process)
         if self.process is not None:
             # The engine core child is in the server's session: make sure nothing is left.
             with suppress(ProcessLookupError):
@@ -151,8 +157,4 @@ def remote_ponder(
             wait_until(f"{base_url}/ready", process, log, 300)
             yield base_url
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop_process(process)
