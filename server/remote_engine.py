@@ -141,6 +141,9 @@ class RemoteEngine(TokenizerOps):
         if not any(results):
             raise EngineError("no remote vLLM server is healthy")
 
+    async def check_alive(self) -> None:
+        """Liveness: this process is alive whatever the servers do (they are readiness)."""
+
     def running_requests(self) -> int:
         return len(self._tasks) + self._streams
 

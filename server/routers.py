@@ -96,8 +96,12 @@ async def strategies(request: Request) -> dict[str, Any]:
 @router.get("/health")
 async def health(request: Request) -> JSONResponse:
     """Liveness: the engine is alive (restart the process if not)."""
+    engine = _serving(request).engine
+    # REMOTE-ENGINE HOOK: a remote pool's servers being down is not a reason to restart Ponder
+    # (that is readiness); such an engine says what liveness means for it.
+    check = getattr(engine, "check_alive", engine.check_health)
     try:
-        await _serving(request).engine.check_health()
+        await check()
     except EngineError:
         return JSONResponse({"status": "unhealthy"}, status_code=503)
     return JSONResponse({"status": "ok"})

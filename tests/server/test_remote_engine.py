@@ -190,6 +190,8 @@ def test_the_app_on_a_pool_is_ready_while_one_server_is_and_exports_per_server_s
         assert client.get("/ready").status_code == 200
         fake.servers[1].state = "down"
         assert client.get("/ready").status_code == 503
+        # Live all the same: restarting Ponder would not bring the servers back.
+        assert client.get("/health").status_code == 200
         assert client.post("/v1/chat/completions", json=body).status_code == 503
         fake.servers[1].state = "up"
         assert client.get("/ready").status_code == 200
