@@ -12,13 +12,22 @@ Part 2, concurrent load: `--concurrency` self-consistency@8 requests at once thr
 engine over one server, then over two. Printed: throughput ratio, and the share of requests whose
 engine calls all landed on one server.
 
+Both sides of part 1 run with the same CPU thread binding (`--bind`, vLLM's
+`VLLM_CPU_OMP_THREADS_BIND`): vLLM's default, `auto`, keeps one core for the server process and
+binds the engine's threads to the rest, while `nobind` leaves placement to the OS. In part 2 each
+server's engine threads are bound to a core of their own (0 and 1), as replicas on separate
+hardware would be: two CPU servers that each auto-bind pin their threads to the same core, and two
+that do not bind (two threads each on two cores) slowed to about 13 tokens/s each in a first run.
+
     .venv/bin/python bench/remote.py [--problems 6] [--max-tokens 64] [--concurrency 16]
+        [--bind auto|nobind] [--part 1|2]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import socket
 import sys
 import tempfile
@@ -164,14 +173,25 @@ async def under_load(args: argparse.Namespace, model: Path, servers: list[VLLMSe
 async def run(args: argparse.Namespace) -> None:
     model = prepare_default_model()
     logs = Path(tempfile.mkdtemp(prefix="ponder-bench-remote-"))
-    servers = [VLLMServer(model, NAME, _port(), logs / f"vllm{i}.log") for i in range(2)]
+    # The in-process engine of part 1 reads the binding from this process's environment.
+    os.environ["VLLM_CPU_OMP_THREADS_BIND"] = args.bind
+    binds = [args.bind, args.bind] if args.part == 1 else [str(i) for i in range(2)]
+    servers = [
+        VLLMServer(
+            model, NAME, _port(), logs / f"vllm{i}.log", env={"VLLM_CPU_OMP_THREADS_BIND": bind}
+        )
+        for i, bind in enumerate(binds)
+    ]
     try:
-        servers[0].start()
-        servers[0].wait_ready()
-        await one_server(args, model, servers[0])
-        servers[1].start()
-        servers[1].wait_ready()
-        await under_load(args, model, servers)
+        for server in servers[: args.part]:
+            server.start()
+        for server in servers[: args.part]:
+            server.wait_ready()
+        if args.part == 1:
+            print(f"VLLM_CPU_OMP_THREADS_BIND={args.bind} on both sides")
+            await one_server(args, model, servers[0])
+        else:
+            await under_load(args, model, servers)
     finally:
         for server in servers:
             server.stop()
@@ -182,6 +202,8 @@ def main() -> None:
     parser.add_argument("--problems", type=int, default=6)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--bind", choices=["auto", "nobind"], default="auto")
+    parser.add_argument("--part", type=int, choices=[1, 2], default=1)
     asyncio.run(run(parser.parse_args()))
 
 

@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -104,6 +104,9 @@ class VLLMServer:
     log: Path
     # Flags instead of the policy server's (a reward model's pooling server).
     extra: tuple[str, ...] = ()
+    # Several servers share this machine's two cores: vLLM's default binding would pin each
+    # one's threads to the same core.
+    env: dict[str, str] = field(default_factory=lambda: {"VLLM_CPU_OMP_THREADS_BIND": "nobind"})
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -111,7 +114,7 @@ class VLLMServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "nobind"}
+        env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", **self.env}
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 vllm_server_command(self.model, self.name, self.port, self.extra),
