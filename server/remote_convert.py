@@ -156,6 +156,10 @@ def stream_deltas(chunk: dict[str, Any], token_text: Callable[[int], str]) -> li
             finish_reason=finish_reason(choice["finish_reason"])
             if choice.get("finish_reason")
             else None,
+            # The stop string that ended it: a search continues after a step delimiter.
+            extra={"stop_reason": stop}
+            if isinstance(stop := choice.get("stop_reason"), str)
+            else {},
         )
         for choice in chunk.get("choices") or ()
     ]

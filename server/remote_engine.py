@@ -232,10 +232,7 @@ class RemoteEngine(TokenizerOps):
     ) -> list[Generation]:
         """One batch on one server; all its requests are sent before any answer is awaited."""
         ids = [f"{request_id}-{i}" for i in range(len(prompts))]
-        partials = [
-            PartialGeneration(n, len(p), self._token_text) if deadline is not None else None
-            for p in prompts
-        ]
+        partials = [PartialGeneration(n, len(p)) if deadline is not None else None for p in prompts]
         tasks = [
             asyncio.ensure_future(self._one(server, p, options, n, rid, part))
             for p, rid, part in zip(prompts, ids, partials, strict=True)

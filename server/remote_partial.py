@@ -7,7 +7,6 @@ effect.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ponder.core.engine import (
@@ -27,10 +26,11 @@ class _Sequence:
     token_ids: list[int] = field(default_factory=list)
     logprobs: list[TokenLogprob] | None = None
     finish_reason: FinishReason | None = None
+    stop_reason: str | None = None
 
 
 class PartialGeneration:
-    def __init__(self, n: int, prompt_len: int, token_text: Callable[[int], str]) -> None:
+    def __init__(self, n: int, prompt_len: int) -> None:
         self._sequences = [_Sequence() for _ in range(n)]
         self._prompt_tokens = prompt_len
         self._cached_tokens = 0
@@ -47,6 +47,7 @@ class PartialGeneration:
             seq.logprobs = [*(seq.logprobs or ()), *delta.logprobs]
         if delta.finish_reason is not None:
             seq.finish_reason = delta.finish_reason
+            seq.stop_reason = delta.extra.get("stop_reason")
 
     def result(self, *, interrupted: bool) -> Generation:
         sequences = tuple(
@@ -59,6 +60,7 @@ class PartialGeneration:
                 cumulative_logprob=(
                     sum(t.logprob for t in s.logprobs) if s.logprobs is not None else None
                 ),
+                stop_reason=s.stop_reason,
             )
             for s in self._sequences
         )

@@ -130,6 +130,7 @@ class FakeVLLM:
                                 "text": chr(token),
                                 "token_ids": [token],
                                 "finish_reason": whole["finish_reason"] if last else None,
+                                "stop_reason": whole["stop_reason"] if last else None,
                             }
                         ]
                     }

@@ -96,7 +96,8 @@ async def test_a_deadline_returns_what_was_generated_by_then() -> None:
 
 
 async def test_a_deadline_that_is_met_returns_whole_sequences() -> None:
-    engine = remote_engine(FakeVLLM(1))
+    fake = FakeVLLM(1)
+    engine = remote_engine(fake)
     (result,) = await engine.generate(
         [PROMPT],
         SamplingOptions(max_tokens=8),
@@ -108,6 +109,16 @@ async def test_a_deadline_that_is_met_returns_whole_sequences() -> None:
     assert [s.text for s in result.sequences] == ["42", "42"]
     assert [s.finish_reason for s in result.sequences] == ["stop", "stop"]
     assert result.prompt_tokens == 2
+    # Streamed under a deadline, a step's stop string still comes back (searches read it).
+    fake.servers[0].reply = "4\n\n2"
+    (stepped,) = await engine.generate(
+        [PROMPT],
+        SamplingOptions(max_tokens=8, stop=("\n\n",), include_stop=True),
+        request_id="r-g1",
+        deadline=time.monotonic() + 30,
+    )
+    assert stepped.sequences[0].text == "4\n\n"
+    assert stepped.sequences[0].stop_reason == "\n\n"
 
 
 async def test_a_server_that_dies_mid_stream_ends_the_stream_with_an_engine_error() -> None:
