@@ -19,7 +19,7 @@ server's engine threads are bound to a core of their own (0 and 1), as replicas 
 hardware would be: two CPU servers that each auto-bind pin their threads to the same core, and two
 that do not bind (two threads each on two cores) slowed to about 13 tokens/s each in a first run.
 
-    .venv/bin/python bench/remote.py [--problems 6] [--max-tokens 64] [--concurrency 16]
+    .venv/bin/python bench/remote.py [--problems 10] [--max-tokens 64] [--concurrency 16]
         [--bind auto|nobind] [--part 1|2]
 """
 
@@ -199,7 +199,7 @@ async def run(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--problems", type=int, default=6)
+    parser.add_argument("--problems", type=int, default=10)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--bind", choices=["auto", "nobind"], default="auto")
