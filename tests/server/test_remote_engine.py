@@ -8,6 +8,7 @@ import time
 import pytest
 
 from ponder.core.engine import Engine, EngineError, EngineInputError, SamplingOptions
+from ponder.server.remote_engine import RemoteEngine
 from tests.server.fake_vllm import FakeVLLM, remote_engine
 
 PROMPT = [72, 105]
@@ -152,7 +153,8 @@ async def test_a_call_that_dies_mid_stream_under_a_deadline_fails_over() -> None
     assert result.sequences[0].text == "42" and fake.server_of("r-g0-0") == 1
 
 
-async def test_abort_closes_the_requests_of_a_call() -> None:
+async def held_call() -> tuple[RemoteEngine, asyncio.Future]:
+    """A call of two prompts that the server holds open."""
     fake = FakeVLLM(1)
     fake.servers[0].hold = asyncio.Event()
     engine = remote_engine(fake)
@@ -160,6 +162,11 @@ async def test_abort_closes_the_requests_of_a_call() -> None:
         engine.generate([PROMPT, PROMPT], SamplingOptions(max_tokens=8), request_id="r-g0")
     )
     await asyncio.sleep(0.05)
+    return engine, call
+
+
+async def test_abort_closes_the_requests_of_a_call() -> None:
+    engine, call = await held_call()
     assert engine.running_requests() == 2
     await engine.abort(["r-g0-0", "r-g0-1"])
     results = await asyncio.wait_for(call, 5)
@@ -224,13 +231,7 @@ def test_the_app_on_a_pool_is_ready_while_one_server_is_and_exports_per_server_s
 
 async def test_a_call_cancelled_twice_still_closes_its_requests_and_frees_its_server() -> None:
     # A streamed response's cancel scope cancels the strategy again while it cleans up.
-    fake = FakeVLLM(1)
-    fake.servers[0].hold = asyncio.Event()
-    engine = remote_engine(fake)
-    call = asyncio.ensure_future(
-        engine.generate([PROMPT, PROMPT], SamplingOptions(max_tokens=8), request_id="r-g0")
-    )
-    await asyncio.sleep(0.05)
+    engine, call = await held_call()
     assert engine.pool.servers[0].in_flight == 1
     call.cancel()
     await asyncio.sleep(0)
