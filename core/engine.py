@@ -117,6 +117,8 @@ class StreamDelta:
     token_ids: tuple[int, ...]
     logprobs: tuple[TokenLogprob, ...] | None = None
     finish_reason: FinishReason | None = None
+    # The stop string that ended the sequence, on its last delta (a search continues after it).
+    stop_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -137,9 +139,9 @@ class Engine(Protocol):
     eos_token_id: int | None
     # Whether a per-request seed is honoured; if not, the engine samples unseeded.
     supports_seed: bool
-    # Whether the model runs on this machine's CPU (it then takes no share of a GPU's memory
-    # beside the verifiers).
-    on_cpu: bool
+    # Whether the engine holds a share of this machine's GPU memory (the in-process engine on a
+    # GPU); the verifiers' shares are checked against what it leaves.
+    uses_local_gpu: bool
     # The engine's software version (vLLM's, for the in-process engine), which
     # `ponder_build_info` reports as `engine_version`.
     version: str
@@ -172,7 +174,18 @@ class Engine(Protocol):
     async def abort(self, request_ids: Iterable[str]) -> None: ...
 
     async def check_health(self) -> None:
-        """Raise EngineError if the engine cannot serve."""
+        """Readiness: raise EngineError if the engine cannot serve now."""
+        ...
+
+    async def check_alive(self) -> None:
+        """Liveness: raise EngineError if only a restart of this process can help (an
+        in-process engine that died). An engine whose remote servers are down is alive but not
+        ready, so an orchestrator does not restart Ponder for a fleet's outage."""
+        ...
+
+    def metrics_collector(self) -> Any | None:
+        """A Prometheus collector of the engine's own series (per remote server, say), shown on
+        /metrics beside Ponder's; None when it has none."""
         ...
 
     def running_requests(self) -> int:

@@ -15,10 +15,12 @@ from ponder.strategies.policy import PolicyError
 from ponder.verifiers.base import Verifier, VerifierError
 from ponder.verifiers.loading import check_verifier_specs, load_configured_verifiers
 
+from .engine_args import ParallelismError
 from .engines import UnknownEngineError, start_engine
 from .errors import install_error_handlers
 from .metrics import PonderMetrics
 from .policies import PolicyStore, policy_check
+from .remote_start import RemoteStartError
 from .routers import router
 from .serving import Serving
 from .settings import Settings
@@ -56,7 +58,7 @@ def create_app(
             if verifiers is None:
                 check_verifier_specs(settings.verifiers)
             active = engine if engine is not None else start_engine(settings)
-            policy_share = 0.0 if active.on_cpu else settings.gpu_memory_utilization
+            policy_share = settings.gpu_memory_utilization if active.uses_local_gpu else 0.0
             loaded = (
                 verifiers
                 if verifiers is not None
@@ -67,7 +69,13 @@ def create_app(
             served_logprobs = min(settings.max_logprobs, active.max_logprobs)
             check = policy_check(loaded, settings.max_tts_n, served_logprobs)
             policies.validate_with(check)
-        except (UnknownEngineError, VerifierError, PolicyError) as exc:
+        except (
+            UnknownEngineError,
+            ParallelismError,
+            RemoteStartError,
+            VerifierError,
+            PolicyError,
+        ) as exc:
             logger.error("cannot start: %s", exc)
             raise
         metrics.build.info(
@@ -77,6 +85,9 @@ def create_app(
                 "model": active.model_name,
             }
         )
+        engine_series = active.metrics_collector()
+        if engine_series is not None:
+            metrics.registry.register(engine_series)
         app.state.serving = Serving(active, loaded, settings, metrics, policies)
         app.state.draining = False
         logger.info("serving %s with verifiers: %s", active.model_name, ", ".join(loaded))

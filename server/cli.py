@@ -48,8 +48,13 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
         help_text = f"{field.description} [env PONDER_{name.upper()}]"
         if typing.get_origin(field.annotation) is list:
             # One flag per item, singular: --verifier name=...,family=... --verifier ...
+            (item,) = typing.get_args(field.annotation)
             parser.add_argument(
-                flag.rstrip("s"), dest=name, action="append", type=_key_values, help=help_text
+                flag.rstrip("s"),
+                dest=name,
+                action="append",
+                type=str if item is str else _key_values,
+                help=help_text,
             )
         elif kind is bool:
             parser.add_argument(

@@ -21,6 +21,7 @@ __all__ = ["ENGINES", "UnknownEngineError", "start_engine"]
 # Engine name -> "module:function" that starts it from the settings.
 ENGINES: dict[str, str] = {
     "vllm": "ponder.server.vllm_engine:start",
+    "remote": "ponder.server.remote_start:start_remote_engine",
 }
 
 

@@ -110,8 +110,9 @@ async def strategies(request: Request) -> dict[str, Any]:
 @router.get("/health")
 async def health(request: Request) -> JSONResponse:
     """Liveness: the engine is alive (restart the process if not)."""
+    engine = _serving(request).engine
     try:
-        await _serving(request).engine.check_health()
+        await engine.check_alive()
     except EngineError:
         return JSONResponse({"status": "unhealthy"}, status_code=503)
     return JSONResponse({"status": "ok"})

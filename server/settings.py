@@ -37,9 +37,15 @@ class VerifierSpec(BaseModel):
         None, gt=0, lt=1, description="Share of GPU memory this verifier may use (GPU only)."
     )
     trust_remote_code: bool = Field(False, description="Run model code shipped in the folder.")
-    backend: Literal["auto", "vllm", "transformers"] = Field(
-        "auto", description="auto: vLLM's pooling runner where it has the architecture."
+    backend: Literal["auto", "vllm", "transformers", "remote"] = Field(
+        "auto",
+        description="auto: vLLM's pooling runner where it has the architecture; remote: the "
+        "vLLM pooling server at `url`.",
     )
+    url: str | None = Field(
+        None, description="Base URL of a vLLM pooling server serving `model` (backend remote)."
+    )
+    api_key: str | None = Field(None, description="Bearer key that pooling server expects.")
 
 
 class Settings(BaseSettings):
@@ -65,7 +71,34 @@ class Settings(BaseSettings):
 
     # Engine.
     engine: str = Field(
-        "vllm", description="What serves the policy model (server/engines.py): vllm, in process."
+        "vllm",
+        description="What serves the policy model (server/engines.py): vllm, in process; "
+        "remote, the vLLM servers at --engine-url.",
+    )
+    engine_urls: list[str] = Field(
+        default_factory=list,
+        description="A `vllm serve` base URL for --engine remote (repeat for a pool); "
+        "PONDER_ENGINE_URLS takes a JSON list.",
+    )
+    tokenizer: Path | None = Field(
+        None,
+        description="Local folder with the remote model's tokenizer and chat template; "
+        "default: --model, or the embedded model's folder.",
+    )
+    engine_api_key: str | None = Field(
+        None, description="Bearer key the remote vLLM servers expect (their --api-key)."
+    )
+    engine_timeout_s: float = Field(
+        600.0, gt=0, description="Longest wait for one remote engine call before it fails."
+    )
+    engine_start_timeout_s: float = Field(
+        120.0, gt=0, description="How long start-up waits for a remote vLLM server to answer."
+    )
+    affinity_prefix_tokens: int = Field(
+        256,
+        ge=16,
+        description="Requests whose prompts share this many leading tokens go to one remote "
+        "server (its prefix cache); shorter prompts go to the least-loaded server.",
     )
     max_model_len: int = Field(4096, ge=64, description="Longest prompt plus completion.")
     gpu_memory_utilization: float = Field(
@@ -84,6 +117,15 @@ class Settings(BaseSettings):
         None, description="Skip torch.compile/CUDA graphs; default: on for CPU (faster start-up)."
     )
     tensor_parallel_size: int = Field(1, ge=1, description="GPUs to shard the policy model over.")
+    pipeline_parallel_size: int = Field(
+        1, ge=1, description="Pipeline stages of the policy model (GPUs or nodes, with Ray)."
+    )
+    data_parallel_size: int = Field(
+        1, ge=1, description="Replicas of the policy model inside vLLM's engine (GPU only)."
+    )
+    distributed_executor_backend: Literal["mp", "ray", "uni", "external_launcher"] | None = Field(
+        None, description="vLLM's executor: ray for a model that spans nodes; default: vLLM's."
+    )
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
         "auto", description="Weights dtype passed to vLLM."
     )

@@ -17,6 +17,8 @@ from ponder.core.engine import (
     TokenLogprob,
 )
 
+from .engine_common import sampling_fields
+
 if TYPE_CHECKING:
     from vllm.outputs import CompletionOutput
 
@@ -44,21 +46,7 @@ def sampling_params(options: SamplingOptions, n: int, kind: Any, *, seeded: bool
     if not _DEFAULTS:
         _DEFAULTS.update(_sampling_defaults())
     wanted = {
-        "n": n,
-        "max_tokens": options.max_tokens,
-        "temperature": options.temperature,
-        "top_p": options.top_p,
-        "top_k": max(options.top_k, 0),
-        "min_p": options.min_p,
-        "presence_penalty": options.presence_penalty,
-        "frequency_penalty": options.frequency_penalty,
-        "repetition_penalty": options.repetition_penalty,
-        "stop": list(options.stop) or None,
-        "logprobs": options.logprobs,
-        "seed": options.seed if seeded else None,
-        "min_tokens": options.min_tokens,
-        "ignore_eos": options.ignore_eos,
-        "include_stop_str_in_output": options.include_stop,
+        **sampling_fields(options, n, seeded=seeded),
         "detokenize": options.detokenize,
         "output_kind": kind,
         # vLLM deep-copies a request's parameters unless told it may copy them shallowly; the

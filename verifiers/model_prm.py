@@ -34,6 +34,8 @@ class ModelProcessVerifier(ModelBacked, ProcessVerifier):
         trust_remote_code: bool = False,
         backend: Backend = "auto",
         gpu_memory_utilization: float | None = None,
+        url: str | None = None,
+        api_key: str | None = None,
     ) -> None:
         ProcessVerifier.__init__(self, name, aggregation=aggregation)
         self.load_model(
@@ -43,6 +45,8 @@ class ModelProcessVerifier(ModelBacked, ProcessVerifier):
             trust_remote_code=trust_remote_code,
             backend=backend,
             gpu_memory_utilization=gpu_memory_utilization,
+            url=url,
+            api_key=api_key,
         )
         self.setup()
 

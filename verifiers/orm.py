@@ -36,6 +36,8 @@ class OutcomeRewardModel(ModelBacked):
         trust_remote_code: bool = False,
         backend: Backend = "auto",
         gpu_memory_utilization: float | None = None,
+        url: str | None = None,
+        api_key: str | None = None,
     ) -> None:
         self.name = name
         self.load_model(
@@ -45,6 +47,8 @@ class OutcomeRewardModel(ModelBacked):
             trust_remote_code=trust_remote_code,
             backend=backend,
             gpu_memory_utilization=gpu_memory_utilization,
+            url=url,
+            api_key=api_key,
         )
 
     def conversation_ids(self, question: Question, answer: str) -> list[int]:

@@ -25,6 +25,7 @@ __all__ = [
     "LogitRequest",
     "ModelBacked",
     "Scorer",
+    "picked_logits",
     "vllm_supports",
 ]
 
@@ -63,8 +64,20 @@ class Scorer(Protocol):
     def shutdown(self) -> None: ...
 
 
+def picked_logits(data: Any, head: Head, request: LogitRequest) -> Any:
+    """From a pooling model's output (all tokens' logits, or a classifier's labels), what the
+    request asked for: [len(positions), len(columns)], or [labels]."""
+    if head == "sequence_classification":
+        return data.reshape(-1)
+    picked = data[list(request.positions)]
+    if request.columns is not None:
+        picked = picked[:, list(request.columns)]
+    return picked
+
+
 _SCORERS = {
     "vllm": "ponder.verifiers.vllm_backend:VLLMPoolingScorer",
+    "remote": "ponder.verifiers.remote_backend:RemotePoolingScorer",
     "transformers": "ponder.verifiers.transformers_backend:TransformersScorer",
 }
 
@@ -98,7 +111,7 @@ def vllm_supports(path: Path, head: Head) -> bool:
     return False
 
 
-Backend = Literal["auto", "vllm", "transformers"]
+Backend = Literal["auto", "vllm", "transformers", "remote"]
 
 
 class ModelBacked:
@@ -116,12 +129,20 @@ class ModelBacked:
         trust_remote_code: bool = False,
         backend: Backend = "auto",
         gpu_memory_utilization: float | None = None,
+        url: str | None = None,
+        api_key: str | None = None,
     ) -> None:
         if model is None:
             raise VerifierError(f"{type(self).__name__} needs a local model folder (`model`)")
         path = Path(model).expanduser()
         if not (path / "config.json").is_file():
             raise VerifierError(f"verifier model folder has no config.json: {path}")
+        if backend == "remote":
+            logger.info("scoring with %s on the vLLM pooling server at %s", path.name, url)
+            self.scorer = _scorer_class("remote")(
+                path, self.head, url=url, max_batch=max_batch, api_key=api_key
+            )
+            return
         if backend == "vllm" or (backend == "auto" and vllm_supports(path, self.head)):
             logger.info("running %s on vLLM's pooling runner", path.name)
             self.scorer = _scorer_class("vllm")(

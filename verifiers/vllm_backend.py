@@ -16,8 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ponder.core.vllm_compat import client_error_types, tokens_prompt
+
 from .base import VerifierError
-from .reward_model import Head, LogitRequest
+from .reward_model import Head, LogitRequest, picked_logits
 
 __all__ = ["VLLMPoolingScorer"]
 
@@ -72,27 +74,19 @@ class VLLMPoolingScorer:
 
     async def _one(self, request: LogitRequest) -> Any:
         from vllm import PoolingParams
-        from vllm.exceptions import VLLMClientError
-        from vllm.inputs import tokens_input
 
         params = PoolingParams(task=self._task, use_activation=False)
         output = None
         try:
             async for partial in self._llm.encode(
-                tokens_input(list(request.token_ids)), params, uuid.uuid4().hex
+                tokens_prompt(request.token_ids), params, uuid.uuid4().hex
             ):
                 output = partial
-        except VLLMClientError as exc:
+        except client_error_types() as exc:
             raise VerifierError(f"the reward model refused the input: {exc}") from exc
         if output is None:
             raise VerifierError("the reward model returned nothing")
-        data = output.outputs.data.float().cpu()
-        if self.head == "sequence_classification":
-            return data.reshape(-1)
-        picked = data[list(request.positions)]
-        if request.columns is not None:
-            picked = picked[:, list(request.columns)]
-        return picked
+        return picked_logits(output.outputs.data.float().cpu(), self.head, request)
 
     async def logits(self, requests: Sequence[LogitRequest]) -> list[Any]:
         # Submitted together, they are scheduled as one batch by vLLM.

@@ -1,4 +1,8 @@
-"""The real server on the real vLLM CPU engine with the embedded model, started once per session."""
+"""The real server on the real vLLM CPU engine with the embedded model, started once per session.
+
+Tests marked `both_engines` run twice: on that server (the in-process engine) and on Ponder's
+remote engine over two `vllm serve` processes (`remote_servers.py`), also started once per session.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +23,14 @@ import pytest
 from openai import BaseModel
 from prometheus_client.parser import text_string_to_metric_families
 
+from ponder.server.model_store import prepare_default_model
 from ponder.strategies.policy import default_policy
+from tests.integration.remote_servers import (
+    POOLING_PRM_FLAGS,
+    VLLMServer,
+    remote_ponder,
+    stop_process,
+)
 from tests.verifiers import tiny_models
 
 MODEL = "smollm2-135m-instruct"
@@ -54,18 +65,29 @@ class LiveServer:
     models: Path
     # The server's --policy-table: the shipped table at start, rewritten by the calibration test.
     policy_table: Path
+    # With the remote engine: the vLLM servers, whose own `vllm:*` series are read from them.
+    vllm_servers: list[VLLMServer] = field(default_factory=list)
 
     @property
     def client(self) -> openai.OpenAI:
         return openai.OpenAI(base_url=f"{self.base_url}/v1", api_key="unused", max_retries=0)
 
     def metrics(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-        text = httpx.get(f"{self.base_url}/metrics", timeout=10).text
-        return {
-            (sample.name, frozenset(sample.labels.items())): sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-        }
+        """Ponder's series and the engine's: in process on one page, else summed over servers."""
+        found: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+        pages = [f"{self.base_url}/metrics", *(f"{s.url}/metrics" for s in self.vllm_servers)]
+        for page in pages:
+            try:
+                text = httpx.get(page, timeout=10).text
+            except httpx.HTTPError:
+                if page == pages[0]:
+                    raise
+                continue  # a vLLM server a test killed
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    key = (sample.name, frozenset(sample.labels.items()))
+                    found[key] = found.get(key, 0.0) + sample.value
+        return found
 
     def metric(self, name: str, **labels: str) -> float:
         """Sum of the series called `name` whose labels include `labels`."""
@@ -96,8 +118,20 @@ class LiveServer:
         return value
 
 
+ENGINES = ["in_process", "remote"]
+# Runs a test on the in-process engine and on the remote engine (the same assertions).
+both_engines = pytest.mark.parametrize("server", ENGINES, indirect=True)
+
+
+@pytest.fixture
+def server(request: pytest.FixtureRequest) -> LiveServer:
+    engine = getattr(request, "param", "in_process")
+    live: LiveServer = request.getfixturevalue(f"{engine}_server")
+    return live
+
+
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def in_process_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     models = tmp_path_factory.mktemp("models")
@@ -138,8 +172,38 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
             time.sleep(1)
         yield LiveServer(base_url, log, models, policy_table)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
+
+
+@pytest.fixture(scope="session")
+def remote_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """Ponder's remote engine on two `vllm serve` processes, and the tiny PRM on a vLLM pooling
+    server of its own as the remote verifier `vllm_prm`: nothing runs a model in Ponder."""
+    model = prepare_default_model()
+    logs = tmp_path_factory.mktemp("remote")
+    servers = [VLLMServer(model, MODEL, _free_port(), logs / f"vllm{i}.log") for i in range(2)]
+    prm_folder = tiny_models.build_process_reward_model(logs / VLLM_PRM)
+    prm = VLLMServer(prm_folder, VLLM_PRM, _free_port(), logs / "prm.log", POOLING_PRM_FLAGS)
+    verifiers = [
+        {"name": VLLM_PRM, "family": "qwen_prm", "model": str(prm_folder), "backend": "remote"}
+        | {"url": prm.url}
+    ]
+    policy_table = logs / "policy.json"
+    policy_table.write_text(default_policy().model_dump_json(exclude_none=True))
+    env = {
+        **os.environ,
+        "PONDER_POLICY_TABLE": str(policy_table),
+        "PONDER_VERIFIERS": json.dumps(verifiers),
+        "PONDER_MAX_CONCURRENT_REQUESTS": "32",
+        "PONDER_KEEPALIVE_S": "0.5",
+    }
+    try:
+        for vllm in [*servers, prm]:  # all start at once
+            vllm.start()
+        for vllm in [*servers, prm]:
+            vllm.wait_ready()
+        with remote_ponder(servers, model, _free_port(), logs / "ponder.log", env) as url:
+            yield LiveServer(url, logs / "ponder.log", logs, policy_table, servers)
+    finally:
+        for vllm in [*servers, prm]:
+            vllm.stop()

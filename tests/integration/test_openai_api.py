@@ -9,7 +9,7 @@ import pytest
 from openai.types import Completion
 from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessageParam
 
-from tests.integration.conftest import MODEL, LiveServer, tts_block
+from tests.integration.conftest import MODEL, LiveServer, both_engines, tts_block
 
 pytestmark = pytest.mark.integration
 
@@ -38,11 +38,13 @@ def sse_chunks(server: LiveServer, path: str, body: dict) -> tuple[list[dict], l
     return payloads, lines
 
 
+@both_engines
 def test_models_list(server: LiveServer) -> None:
     models = server.client.models.list()
     assert [m.id for m in models.data] == [MODEL]
 
 
+@both_engines
 def test_plain_chat_usage_matches_the_engine(server: LiveServer) -> None:
     before = server.metric(GENERATED)
     prompt_before = server.metric("vllm:prompt_tokens_total")
@@ -60,6 +62,7 @@ def test_plain_chat_usage_matches_the_engine(server: LiveServer) -> None:
     assert tts_block(response)["strategy"] == "none"
 
 
+@both_engines
 def test_n_choices_and_logprobs(server: LiveServer) -> None:
     response = chat(
         server,
@@ -80,6 +83,7 @@ def test_n_choices_and_logprobs(server: LiveServer) -> None:
     assert response.usage is not None and response.usage.completion_tokens == tokens
 
 
+@both_engines
 def test_streamed_plain_chat(server: LiveServer) -> None:
     before = server.metric(GENERATED)
     body = {
@@ -116,6 +120,7 @@ def test_streamed_with_the_openai_client(server: LiveServer) -> None:
     assert text
 
 
+@both_engines
 def test_best_of_n_with_self_judge(server: LiveServer) -> None:
     before = server.metric(GENERATED)
     ok_before = server.metric("ponder_requests_total", strategy="best_of_n", status="ok")
@@ -150,6 +155,7 @@ def test_best_of_n_with_self_judge(server: LiveServer) -> None:
     )
 
 
+@both_engines
 def test_weighted_best_of_n_with_confidence(server: LiveServer) -> None:
     response = chat(
         server,
@@ -166,6 +172,7 @@ def test_weighted_best_of_n_with_confidence(server: LiveServer) -> None:
     assert "answer_weights" in tts
 
 
+@both_engines
 def test_adaptive_self_consistency_by_model_name(server: LiveServer) -> None:
     before = server.metric(GENERATED)
     policy_before = server.metric("ponder_policy_tokens_total", strategy="self_consistency")
@@ -192,6 +199,7 @@ def test_adaptive_self_consistency_by_model_name(server: LiveServer) -> None:
     )
 
 
+@both_engines
 def test_completions_endpoint(server: LiveServer) -> None:
     raw = server.client.completions.with_raw_response.create(
         model=MODEL, prompt=["1, 2, 3,", "a, b, c,"], max_tokens=5, n=2, logprobs=1
@@ -220,6 +228,7 @@ def test_strategies_endpoint(server: LiveServer) -> None:
     assert verifiers["confidence"]["kind"] == "programmatic"
 
 
+@both_engines
 def test_streamed_search_sends_keepalives_then_the_chosen_answer(server: LiveServer) -> None:
     body = {
         "model": MODEL,

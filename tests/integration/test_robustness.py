@@ -11,7 +11,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
-from tests.integration.conftest import MODEL, LiveServer, tts_block
+from tests.integration.conftest import MODEL, LiveServer, both_engines, tts_block
 
 pytestmark = pytest.mark.integration
 
@@ -82,6 +82,7 @@ async def _wait_until_idle(server: LiveServer) -> None:
 
 
 @pytest.mark.parametrize("stream", [False, True])
+@both_engines
 async def test_disconnect_aborts_engine_requests(server: LiveServer, stream: bool) -> None:
     body = {
         "model": MODEL,
@@ -123,6 +124,7 @@ def test_seeded_requests_do_not_harm_the_engine(server: LiveServer) -> None:
     assert ask(21) == ask(21)
 
 
+@both_engines
 def test_deadline_returns_the_best_so_far(server: LiveServer) -> None:
     exhausted_before = server.metric(
         "ponder_budget_exhausted_total", strategy="best_of_n", reason="deadline"
@@ -154,6 +156,7 @@ def test_deadline_returns_the_best_so_far(server: LiveServer) -> None:
     )
 
 
+@both_engines
 def test_token_budget_is_never_exceeded(server: LiveServer) -> None:
     response = server.client.chat.completions.create(
         model=f"{MODEL}@self_consistency",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
-from tests.integration.conftest import MODEL, LiveServer, tts_block
+from tests.integration.conftest import MODEL, LiveServer, both_engines, tts_block
 
 pytestmark = pytest.mark.integration
 
@@ -58,6 +58,7 @@ def trace_tokens(tts: dict) -> int:
 
 
 @pytest.mark.parametrize("case", list(CASES))
+@both_engines
 def test_search_strategy_through_the_server(server: LiveServer, case: str) -> None:
     tts = {"strategy": case, **CASES[case], "return_trace": True}
     strategy = str(tts["strategy"])
@@ -93,6 +94,7 @@ def test_search_strategy_through_the_server(server: LiveServer, case: str) -> No
     )
 
 
+@both_engines
 def test_token_beam_search_through_the_server(server: LiveServer) -> None:
     before = server.metric(GENERATED)
     response = server.client.chat.completions.create(

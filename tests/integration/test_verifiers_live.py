@@ -10,7 +10,15 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from ponder.core.answers import answer_key
 from ponder.verifiers.steps import split_steps
-from tests.integration.conftest import MODEL, TINY_PRM, VLLM_ORM, VLLM_PRM, LiveServer, tts_block
+from tests.integration.conftest import (
+    MODEL,
+    TINY_PRM,
+    VLLM_ORM,
+    VLLM_PRM,
+    LiveServer,
+    both_engines,
+    tts_block,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -123,6 +131,7 @@ def test_arithmetic_checker_picks_a_correct_answer_whenever_there_is_one(
     assert had_correct >= 1
 
 
+@both_engines  # in process, and remote: a vLLM pooling server of its own (backend remote)
 def test_a_prm_vllm_implements_runs_on_its_pooling_runner(server: LiveServer) -> None:
     from transformers import AutoTokenizer
 

@@ -77,3 +77,31 @@ def test_verifier_flags_build_specs() -> None:
     assert (second.name, second.family, second.max_batch) == ("rm", "orm", 16)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "--verifier", "name"])
+
+
+def test_remote_engine_flags_repeat_for_a_pool(monkeypatch) -> None:
+    args = build_parser().parse_args(
+        [
+            "serve",
+            "--engine",
+            "remote",
+            "--engine-url",
+            "http://a:8100",
+            "--engine-url",
+            "http://b:8100",
+            "--tokenizer",
+            "/models/x",
+            "--verifier",
+            "name=prm,family=qwen_prm,model=/models/prm,backend=remote,url=http://prm:8200",
+        ]
+    )
+    settings = _settings(args)
+    assert settings.engine == "remote"
+    assert settings.engine_urls == ["http://a:8100", "http://b:8100"]
+    assert str(settings.tokenizer) == "/models/x"
+    assert (settings.verifiers[0].backend, settings.verifiers[0].url) == (
+        "remote",
+        "http://prm:8200",
+    )
+    monkeypatch.setenv("PONDER_ENGINE_URLS", '["http://c:1"]')
+    assert _settings(build_parser().parse_args(["serve"])).engine_urls == ["http://c:1"]

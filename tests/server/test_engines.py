@@ -27,7 +27,7 @@ def test_scripted_engine_satisfies_the_engine_protocol() -> None:
     # every member the protocol names is there at run time.
     engine: Engine = ScriptedEngine()
     assert isinstance(engine, Engine)
-    for member in ("on_cpu", "version", "max_logprobs", "shutdown"):
+    for member in ("uses_local_gpu", "version", "max_logprobs", "shutdown"):
         assert hasattr(engine, member)
 
 
@@ -53,6 +53,8 @@ def test_the_setting_chooses_the_engine_and_the_app_uses_only_its_protocol(
 
 def test_an_unknown_engine_stops_start_up_naming_the_known_ones() -> None:
     app = create_app(Settings(engine="remote-nope"))
-    unknown = pytest.raises(UnknownEngineError, match="'remote-nope' is not an engine; known: vllm")
+    unknown = pytest.raises(
+        UnknownEngineError, match="'remote-nope' is not an engine; known: remote, vllm"
+    )
     with unknown, TestClient(app):
         pass

@@ -24,6 +24,17 @@ def test_gpu_shares_must_fit_beside_the_policy() -> None:
     check_gpu_shares(0.9, [spec("a", None, device="cpu")])
 
 
+def test_gpu_shares_are_checked_per_gpu_the_policy_spans() -> None:
+    # The policy takes its share of every GPU it is parallel over (tensor x pipeline x data).
+    with pytest.raises(VerifierError, match=r"GPU 1 memory shares add up to 1\.00"):
+        check_gpu_shares(0.8, [spec("a", 0.2, device="cuda:1")], policy_gpus=2)
+    # A GPU the policy does not use holds the verifier alone.
+    check_gpu_shares(0.8, [spec("a", 0.2, device="cuda:1")], policy_gpus=1)
+    check_gpu_shares(0.8, [spec("a", 0.1, device="cuda:0"), spec("b", 0.1, device="cuda:1")])
+    with pytest.raises(VerifierError, match="GPU 0 "):
+        check_gpu_shares(0.8, [spec("a", 0.1, device="cuda"), spec("b", 0.1, device="cuda:0")])
+
+
 def test_configured_model_verifiers_load_beside_the_defaults(tmp_path: Path) -> None:
     folder = tiny_models.build(tmp_path / "prm", "qwen_prm")
     engine = ScriptedEngine()

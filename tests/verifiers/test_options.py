@@ -24,7 +24,7 @@ def test_a_misspelt_option_names_the_verifier_and_the_option() -> None:
     with pytest.raises(
         VerifierError,
         match=r"verifier 'prm' \(family qwen_prm\) takes no option 'aggregaton' "
-        r"\(its options: aggregation, backend, device, .*\)",
+        r"\(its options: aggregation, api_key, backend, device, .*\)",
     ):
         checked_options(QwenPRM, {"name": "prm", "model": "/m", "aggregaton": "min"})
 

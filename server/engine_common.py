@@ -1,0 +1,65 @@
+"""What the in-process and the remote engine share: vLLM's names for our sampling options, and
+the tokenizer operations of the engine protocol.
+
+vLLM's `SamplingParams` and the fields of its OpenAI `/v1/completions` request use the same names
+for every option Ponder sends, so one mapping serves both engines (`vllm_convert.py` builds
+`SamplingParams` from it, `remote_convert.py` a JSON body).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ponder.core.engine import SamplingOptions
+
+__all__ = ["TokenizerOps", "sampling_fields"]
+
+
+def sampling_fields(options: SamplingOptions, n: int, *, seeded: bool) -> dict[str, Any]:
+    """Our options under vLLM's field names (the same in SamplingParams and the completions API)."""
+    return {
+        "n": n,
+        "max_tokens": options.max_tokens,
+        "temperature": options.temperature,
+        "top_p": options.top_p,
+        "top_k": max(options.top_k, 0),
+        "min_p": options.min_p,
+        "presence_penalty": options.presence_penalty,
+        "frequency_penalty": options.frequency_penalty,
+        "repetition_penalty": options.repetition_penalty,
+        "stop": list(options.stop) or None,
+        "logprobs": options.logprobs,
+        "seed": options.seed if seeded else None,
+        "min_tokens": options.min_tokens,
+        "ignore_eos": options.ignore_eos,
+        "include_stop_str_in_output": options.include_stop,
+    }
+
+
+class TokenizerOps:
+    """The engine protocol's tokenizer methods on a Hugging Face tokenizer in `self._tokenizer`."""
+
+    _tokenizer: Any
+
+    def render_chat(
+        self,
+        messages: Sequence[dict[str, Any]],
+        *,
+        add_generation_prompt: bool = True,
+        continue_final_message: bool = False,
+    ) -> list[int]:
+        text = self._tokenizer.apply_chat_template(
+            list(messages),
+            tokenize=False,
+            add_generation_prompt=add_generation_prompt and not continue_final_message,
+            continue_final_message=continue_final_message,
+        )
+        # The template already wrote the special tokens it wants.
+        return list(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        return str(self._tokenizer.decode(list(token_ids), skip_special_tokens=True))
