@@ -32,7 +32,15 @@ class EngineError(RuntimeError):
 
 
 class EngineInputError(ValueError):
-    """The engine refused the request's input (its message is safe to show the client)."""
+    """The engine refused the request's input (its message is safe to show the client).
+
+    `param` names the request field at fault when the engine says which (vLLM's validation errors
+    name the sampling parameter, which is the OpenAI field of the same name).
+    """
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 @dataclass(frozen=True)
@@ -132,6 +140,9 @@ class Engine(Protocol):
     eos_token_id: int | None
     # Whether a per-request seed is honoured; if not, the engine samples unseeded.
     supports_seed: bool
+    # The most characters one token covers: a text longer than max_model_len times this surely
+    # does not fit, and is refused without tokenising it.
+    max_token_chars: int
 
     async def generate(
         self,

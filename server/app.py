@@ -16,6 +16,7 @@ from ponder.strategies.policy import PolicyError
 from ponder.verifiers.base import Verifier, VerifierError
 from ponder.verifiers.loading import check_gpu_shares, load_configured_verifiers
 
+from .docs import docs_urls, install_docs
 from .errors import install_error_handlers
 from .metrics import PonderMetrics
 from .model_store import DEFAULT_MODEL_NAME, prepare_default_model
@@ -121,10 +122,13 @@ def create_app(
                 if shutdown is not None:
                     shutdown()
 
-    app = FastAPI(title="Ponder", version=ponder_version(), lifespan=lifespan)
+    app = FastAPI(
+        title="Ponder", version=ponder_version(), lifespan=lifespan, **docs_urls(settings)
+    )
     app.state.settings = settings
     app.state.started = int(time.time())
     app.state.draining = True
     install_error_handlers(app)
     app.include_router(router)
+    install_docs(app, settings)
     return app

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -27,6 +27,7 @@ from .metrics import PonderMetrics
 from .protocol import ChatCompletionRequest, CompletionRequest, completion_id, now
 from .responses import Endpoint, Outcome, tts_block
 from .settings import Settings
+from .temperature import SamplingTemperature, sampling_temperature
 
 __all__ = ["PreparedRequest", "RequestPlanner", "parse_body"]
 
@@ -45,13 +46,15 @@ class PreparedRequest:
     response_id: str
     created: int
     model: str
+    temperature: SamplingTemperature = field(default_factory=lambda: SamplingTemperature(1.0))
 
     @property
     def strategy_name(self) -> str:
         return self.strategy.name
 
     def tts(self, outcomes: Sequence[Outcome]) -> dict[str, Any]:
-        return tts_block(self.strategy_name, outcomes, trace=self.strategy.params.return_trace)
+        block = tts_block(self.strategy_name, outcomes, trace=self.strategy.params.return_trace)
+        return {**block, **self.temperature.report()}
 
 
 def parse_body(model: type[ChatCompletionRequest | CompletionRequest], body: Any) -> Any:
@@ -185,9 +188,12 @@ class RequestPlanner:
                 f"tts.budget.deadline_s may be at most {s.max_deadline_s:g}",
                 param="tts.budget.deadline_s",
             )
+        temperature = sampling_temperature(
+            strategy, req.temperature, req.n, s.exploration_temperature
+        )
         options = SamplingOptions(
             max_tokens=max_tokens,
-            temperature=req.temperature,
+            temperature=temperature.value,
             top_p=req.top_p,
             top_k=req.top_k,
             min_p=req.min_p,
@@ -228,4 +234,5 @@ class RequestPlanner:
             response_id=response_id,
             created=now(),
             model=req.model,
+            temperature=temperature,
         )

@@ -36,7 +36,13 @@ from ponder.core.engine import (
 )
 
 from .settings import Settings
-from .vllm_convert import finish_reason, generation, sampling_params, token_logprobs
+from .vllm_convert import (
+    engine_input_error,
+    finish_reason,
+    generation,
+    sampling_params,
+    token_logprobs,
+)
 
 __all__ = ["VLLMEngine", "is_cpu_build", "vllm_version"]
 
@@ -73,6 +79,12 @@ class VLLMEngine:
         self.eos_token_id: int | None = int(eos) if eos is not None else None
         self.cpu = cpu
         self.supports_seed = True
+        # Byte-level vocabularies spell each byte as one character and SentencePiece ones each
+        # character as one, so no token covers more characters than its vocabulary entry has.
+        self.max_token_chars = max(1, *(len(t) for t in self._tokenizer.get_vocab()))
+        # The Rust tokenizer's batch call releases the GIL (its single-text call does not), so a
+        # long prompt tokenised in a worker thread leaves the event loop free meanwhile.
+        self._backend = getattr(self._tokenizer, "backend_tokenizer", None)
         # A search asks for the same parameters at every step, and building them took 75 us of
         # the ~1 ms from one step's outputs to the next step's first request (see the module
         # docstring). vLLM copies them for each request (`skip_clone`), so one object may serve
@@ -124,9 +136,11 @@ class VLLMEngine:
             continue_final_message=continue_final_message,
         )
         # The template already wrote the special tokens it wants.
-        return list(self._tokenizer.encode(text, add_special_tokens=False))
+        return self.encode(text)
 
     def encode(self, text: str) -> list[int]:
+        if self._backend is not None:
+            return list(self._backend.encode_batch([text], add_special_tokens=False)[0].ids)
         return list(self._tokenizer.encode(text, add_special_tokens=False))
 
     def decode(self, token_ids: Sequence[int]) -> str:
@@ -145,10 +159,14 @@ class VLLMEngine:
 
         try:
             yield
+        except EngineInputError:
+            raise
         except EngineDeadError as exc:
             raise EngineError("the engine stopped and must be restarted") from exc
-        except VLLMClientError as exc:
-            raise EngineInputError(f"the engine refused the request: {exc}") from exc
+        except (VLLMClientError, ValueError, TypeError) as exc:
+            # vLLM checks a request's input as it is added (prompt length, token ids, sampling
+            # parameters) and raises plain ValueErrors for some of it: the request's fault.
+            raise engine_input_error(exc, "the engine refused the request") from exc
 
     async def _outputs(self, prompt: Sequence[int], params: Any, request_id: str) -> Any:
         """vLLM's outputs for one request, counted as running, with its errors in our terms."""

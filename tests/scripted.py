@@ -62,6 +62,7 @@ class ScriptedEngine:
     vocab_size: int = 0x110000
     eos_token_id: int | None = 0
     supports_seed: bool = True
+    max_token_chars: int = 1
     calls: list[Call] = field(default_factory=list)
     aborted: list[str] = field(default_factory=list)
     _running: set[str] = field(default_factory=set)
