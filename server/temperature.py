@@ -1,7 +1,8 @@
 """What `temperature: 0` means when a request needs more than one sample.
 
-vLLM samples greedily below a tiny temperature and then refuses `n > 1` ("n must be 1 when using
-greedy sampling"): greedy samples of one prompt would all be the same. Temperature 0 is many
+vLLM samples greedily at temperature 0 (it raises any temperature below 0.01 to 0.01) and then
+refuses `n > 1` ("n must be 1 when using greedy sampling"): greedy samples of one prompt would all
+be the same. Temperature 0 is many
 applications' default, so Ponder decides before the engine is asked:
 
 - plain decoding (`none`) with `n > 1` at temperature 0 is a 400 naming `temperature`, as vLLM's
@@ -21,10 +22,7 @@ from ponder.strategies.base import Strategy
 
 from .errors import APIError
 
-__all__ = ["GREEDY_BELOW", "SamplingTemperature", "sampling_temperature"]
-
-# vLLM treats any temperature below this as greedy (its `_SAMPLING_EPS`).
-GREEDY_BELOW = 1e-5
+__all__ = ["SamplingTemperature", "sampling_temperature"]
 
 
 @dataclass(frozen=True)
@@ -45,7 +43,7 @@ def sampling_temperature(
     strategy: Strategy, requested: float, choices: int, exploration: float
 ) -> SamplingTemperature:
     """The temperature to sample at, or a 400 when the request cannot be served greedily."""
-    if requested >= GREEDY_BELOW:
+    if requested > 0:
         return SamplingTemperature(requested)
     if strategy.streams_tokens:
         if choices > 1:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ponder.core.engine import (
+    EngineInputError,
     GeneratedSequence,
     Generation,
     SamplingOptions,
@@ -87,6 +88,12 @@ class ScriptedEngine:
 
     # -- generation ----------------------------------------------------------------------------
 
+    @staticmethod
+    def _refuse_like_vllm(options: SamplingOptions, n: int) -> None:
+        """vLLM's own refusal: several samples of one prompt cannot be greedy."""
+        if n > 1 and options.temperature == 0:
+            raise EngineInputError(f"n must be 1 when using greedy sampling, got {n}.")
+
     def _next_text(self) -> str:
         if not self.texts:
             raise AssertionError("the scripted engine ran out of texts")
@@ -152,6 +159,7 @@ class ScriptedEngine:
         request_id: str,
         deadline: float | None = None,
     ) -> list[Generation]:
+        self._refuse_like_vllm(options, n)
         call = Call([list(p) for p in prompts], options, n, request_id, deadline)
         self.calls.append(call)
         ids = [f"{request_id}-{i}" for i in range(len(prompts))]
@@ -196,6 +204,7 @@ class ScriptedEngine:
     async def stream(
         self, prompt: Sequence[int], options: SamplingOptions, *, n: int = 1, request_id: str
     ) -> AsyncIterator[StreamDelta]:
+        self._refuse_like_vllm(options, n)
         self.calls.append(Call([list(prompt)], options, n, request_id, None))
         for index in range(n):
             sequence = self._sequence(self._next_text(), options)
