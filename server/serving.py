@@ -36,6 +36,8 @@ __all__ = ["Serving"]
 
 logger = logging.getLogger(__name__)
 
+_LOGGED_UNKNOWN_FIELDS = 20
+
 
 class Serving:
     def __init__(
@@ -93,7 +95,15 @@ class Serving:
 
     def _log_unknown(self, req: ChatCompletionRequest | CompletionRequest) -> None:
         if req.model_extra:
-            logger.info("ignoring unknown request fields: %s", ", ".join(sorted(req.model_extra)))
+            # A few names, shortened: a hostile body may hold a million of them.
+            names = sorted(req.model_extra)
+            shown = ", ".join(name[:40] for name in names[:_LOGGED_UNKNOWN_FIELDS])
+            more = (
+                f" and {len(names) - _LOGGED_UNKNOWN_FIELDS} more"
+                if len(names) > _LOGGED_UNKNOWN_FIELDS
+                else ""
+            )
+            logger.info("ignoring unknown request fields: %s%s", shown, more)
 
     # -- running -------------------------------------------------------------------------------
 

@@ -260,3 +260,13 @@ def test_an_engine_refusal_is_a_400_naming_the_field() -> None:
     assert_error(plain, 400, "top_p")
     error = json.loads(streamed.text.splitlines()[0][6:])["error"]
     assert error["param"] == "top_p" and error["type"] == "invalid_request_error"
+
+
+def test_unknown_fields_are_logged_briefly(caplog: pytest.LogCaptureFixture) -> None:
+    extra = {f"field_{i:04d}_{'x' * 100}": i for i in range(1000)}
+    with serve(ScriptedEngine(texts=["ok"])) as (client, _):
+        with caplog.at_level("INFO", logger="ponder.server.serving"):
+            resp = client.post(CHAT, json=chat(**extra))
+    assert resp.status_code == 200
+    [line] = [r.getMessage() for r in caplog.records if "unknown request fields" in r.getMessage()]
+    assert line.endswith("and 980 more") and len(line) < 1200
