@@ -28,13 +28,19 @@ def in_background(client: TestClient, body: dict[str, Any]) -> tuple[threading.T
     return worker, result
 
 
+def running_slow_request(client: TestClient) -> tuple[threading.Thread, dict]:
+    """A request in the background that the server is running (its engine sleeps)."""
+    worker, result = in_background(client, chat(tts={"strategy": "self_consistency", "n": 1}))
+    wait_for(client, "ponder_requests_running 1.0")
+    return worker, result
+
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_full_server_refuses_streamed_and_plain_requests_with_429(stream: bool) -> None:
     engine = ScriptedEngine(texts=["slow", "never"], delay=1.0)
     with serve(engine, max_concurrent_requests=1, max_queued_requests=0) as (client, _):
-        worker, first = in_background(client, chat(tts={"strategy": "self_consistency", "n": 1}))
+        worker, first = running_slow_request(client)
         try:
-            wait_for(client, "ponder_requests_running 1.0")
             resp = client.post(CHAT, json=chat(stream=stream))
             samples = metric_samples(client.get("/metrics").text)
         finally:
@@ -74,9 +80,8 @@ def test_concurrent_streams_are_admitted_or_refused_before_they_start() -> None:
 def test_a_queued_stream_starts_once_it_has_a_slot() -> None:
     engine = ScriptedEngine(texts=["first", "second"], delay=0.5)
     with serve(engine, max_concurrent_requests=1, max_queued_requests=1) as (client, _):
-        worker, first = in_background(client, chat(tts={"strategy": "self_consistency", "n": 1}))
+        worker, first = running_slow_request(client)
         try:
-            wait_for(client, "ponder_requests_running 1.0")
             resp = client.post(CHAT, json=chat(stream=True))
         finally:
             worker.join()
@@ -93,8 +98,7 @@ def test_drain_finishes_in_flight_requests_and_refuses_new_ones() -> None:
     engine = ScriptedEngine(texts=["done"], delay=1.0)
     with serve(engine) as (client, _):
         app: Any = client.app
-        worker, first = in_background(client, chat(tts={"strategy": "self_consistency", "n": 1}))
-        wait_for(client, "ponder_requests_running 1.0")
+        worker, first = running_slow_request(client)
         drained: dict[str, bool] = {}
         drainer = threading.Thread(
             target=lambda: drained.update(ok=client.portal.call(drain, app, 30.0))  # type: ignore[union-attr]
@@ -127,8 +131,7 @@ def test_drain_gives_up_after_the_grace_period() -> None:
     engine = ScriptedEngine(texts=["late"], delay=2.0)
     with serve(engine) as (client, _):
         app: Any = client.app
-        worker, first = in_background(client, chat(tts={"strategy": "self_consistency", "n": 1}))
-        wait_for(client, "ponder_requests_running 1.0")
+        worker, first = running_slow_request(client)
         finished = client.portal.call(drain, app, 0.1)  # type: ignore[union-attr]
         worker.join()
     assert finished is False
