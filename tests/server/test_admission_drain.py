@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import signal
+import socket
 import threading
 import time
 from typing import Any
 
+import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from ponder.server.drain import drain
+from ponder.server.app import create_app
+from ponder.server.drain import DrainingServer, drain
+from ponder.server.settings import Settings
+from ponder.verifiers.loading import load_configured_verifiers
 from tests.scripted import ScriptedEngine
 from tests.server.test_http import CHAT, assert_error, chat, metric_samples, serve, sse_events
 
@@ -167,3 +173,48 @@ def test_docs_and_metrics_can_be_put_behind_the_key() -> None:
         assert_error(resp, 401, None, "invalid_api_key")
     assert keyed == dict.fromkeys((*DOCS, "/metrics"), 200)
     assert probes == (200, 200)
+
+
+# -- the drain in uvicorn --------------------------------------------------------------------
+
+
+def test_sigterm_in_uvicorn_drains_then_stops_serving() -> None:
+    engine = ScriptedEngine(texts=["done"], delay=1.0)
+    app = create_app(Settings(), engine=engine, verifiers=load_configured_verifiers(engine))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = DrainingServer(app, 30.0, host="127.0.0.1", port=port, log_level="warning")
+    # Off the main thread uvicorn installs no signal handlers; the signal is delivered by hand.
+    serving = threading.Thread(target=server.run)
+    serving.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and serving.is_alive(), "uvicorn did not start"
+        time.sleep(0.05)
+    first: dict[str, Any] = {}
+    slow = chat(tts={"strategy": "self_consistency", "n": 1})
+    worker = threading.Thread(
+        target=lambda: first.update(resp=httpx.post(f"{base}{CHAT}", json=slow, timeout=30))
+    )
+    worker.start()
+    while "ponder_requests_running 1.0" not in httpx.get(f"{base}/metrics").text:
+        assert time.monotonic() < deadline, "the request never started"
+        time.sleep(0.01)
+    server.handle_exit(signal.SIGTERM, None)
+    ready = httpx.get(f"{base}/ready")
+    while ready.status_code == 200:
+        assert time.monotonic() < deadline, "/ready never turned 503"
+        ready = httpx.get(f"{base}/ready")
+    refused = httpx.post(f"{base}{CHAT}", json=chat())
+    worker.join()
+    serving.join(timeout=30)
+    assert not serving.is_alive(), "uvicorn kept running after the drain"
+    assert ready.json() == {"status": "draining"}
+    assert_error(refused, 503, None, "server_draining")
+    assert first["resp"].status_code == 200
+    assert first["resp"].json()["choices"][0]["message"]["content"] == "done"
+    # The socket is closed once the drain is over.
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{base}/health")
