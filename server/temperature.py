@@ -45,7 +45,7 @@ def sampling_temperature(
     """The temperature to sample at, or a 400 when the request cannot be served greedily."""
     if requested > 0:
         return SamplingTemperature(requested)
-    if strategy.streams_tokens:
+    if strategy.choices_are_samples:
         if choices > 1:
             raise APIError(
                 400,
