@@ -82,7 +82,9 @@ class VLLMPoolingScorer:
                 tokens_input(list(request.token_ids)), params, uuid.uuid4().hex
             ):
                 output = partial
-        except VLLMClientError as exc:
+        except (VLLMClientError, ValueError, TypeError) as exc:
+            # vLLM checks input as a request is added, raising its validation error for most
+            # checks and plain ValueErrors or TypeErrors for some: the request's fault, a 400.
             raise VerifierError(f"the reward model refused the input: {exc}") from exc
         if output is None:
             raise VerifierError("the reward model returned nothing")

@@ -23,6 +23,9 @@ with warnings.catch_warnings():
 
     from ponder.server.vllm_convert import sampling_params
     from ponder.server.vllm_engine import VLLMEngine
+    from ponder.verifiers.base import VerifierError
+    from ponder.verifiers.reward_model import LogitRequest
+    from ponder.verifiers.vllm_backend import VLLMPoolingScorer
 
 FINAL = RequestOutputKind.FINAL_ONLY
 
@@ -109,3 +112,29 @@ async def test_greedy_samples_are_refused_before_reaching_vllm() -> None:
     with pytest.raises(EngineInputError, match="greedy"):
         async for _ in engine.stream([1], options, n=2, request_id="s"):
             pass
+
+
+class _RefusingPooler:
+    """vLLM's pooling engine refusing the input as it is added."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def encode(self, *args: Any, **kwargs: Any) -> Any:
+        async def refuse() -> Any:
+            raise self.error
+            yield  # an async generator, as vLLM's encode is
+
+        return refuse()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [VLLMValidationError("prompt too long"), ValueError("bad token"), TypeError("bad type")],
+)
+async def test_reward_model_refusals_are_verifier_errors(error: BaseException) -> None:
+    scorer = VLLMPoolingScorer.__new__(VLLMPoolingScorer)  # no engine: only the error path
+    scorer._llm = _RefusingPooler(error)
+    scorer._task = "classify"
+    with pytest.raises(VerifierError, match="refused the input"):
+        await scorer.logits([LogitRequest(token_ids=(1, 2))])
