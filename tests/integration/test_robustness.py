@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
 
 import httpx
 import openai
@@ -86,7 +87,7 @@ async def _wait_until_idle(server: LiveServer) -> None:
 
 
 # Long enough that the client can leave while the strategy is still at work.
-DISCONNECT_TTS = {
+DISCONNECT_TTS: dict[str, dict[str, Any]] = {
     "none": {},
     "best_of_n": {"n": 4, "verifier": "confidence"},
     "self_consistency": {"n": 4},
@@ -191,7 +192,7 @@ def test_plain_decoding_of_several_samples_at_temperature_0_is_a_400(server: Liv
 def test_strategies_at_temperature_0_answer(server: LiveServer, strategy: str, tts: dict) -> None:
     response = server.client.chat.completions.create(
         model=MODEL,
-        messages=QUESTION,  # type: ignore[arg-type]
+        messages=cast(Any, QUESTION),
         max_completion_tokens=12,
         temperature=0,
         extra_body={"tts": {"strategy": strategy, **tts}},

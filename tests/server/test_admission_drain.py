@@ -163,7 +163,7 @@ def test_docs_and_metrics_are_public_by_default_even_with_a_key() -> None:
 
 
 def test_docs_and_metrics_can_be_put_behind_the_key() -> None:
-    settings = {"api_key": "k", "public_docs": False, "metrics_require_key": True}
+    settings: dict[str, Any] = {"api_key": "k", "public_docs": False, "metrics_require_key": True}
     key = {"Authorization": "Bearer k"}
     with serve(**settings) as (client, _):
         anonymous = {path: client.get(path) for path in (*DOCS, "/metrics")}

@@ -266,7 +266,7 @@ def test_unknown_fields_are_logged_briefly(caplog: pytest.LogCaptureFixture) -> 
     extra = {f"field_{i:04d}_{'x' * 100}": i for i in range(1000)}
     logs = caplog.at_level("INFO", logger="ponder.server.serving")
     with serve(ScriptedEngine(texts=["ok"])) as (client, _), logs:
-        resp = client.post(CHAT, json=chat(**extra))
+        resp = client.post(CHAT, json={**chat(), **extra})
     assert resp.status_code == 200
     [line] = [r.getMessage() for r in caplog.records if "unknown request fields" in r.getMessage()]
     assert line.endswith("and 980 more") and len(line) < 1200

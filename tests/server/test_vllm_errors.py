@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warnings
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -134,7 +134,7 @@ class _RefusingPooler:
 )
 async def test_reward_model_refusals_are_verifier_errors(error: BaseException) -> None:
     scorer = VLLMPoolingScorer.__new__(VLLMPoolingScorer)  # no engine: only the error path
-    scorer._llm = _RefusingPooler(error)
+    scorer._llm = cast(Any, _RefusingPooler(error))
     scorer._task = "classify"
     with pytest.raises(VerifierError, match="refused the input"):
         await scorer.logits([LogitRequest(token_ids=(1, 2))])
