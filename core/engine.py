@@ -33,7 +33,15 @@ class EngineError(RuntimeError):
 
 
 class EngineInputError(ValueError):
-    """The engine refused the request's input (its message is safe to show the client)."""
+    """The engine refused the request's input (its message is safe to show the client).
+
+    `param` names the request field at fault when the engine says which (vLLM's validation errors
+    name the sampling parameter, which is the OpenAI field of the same name).
+    """
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 @dataclass(frozen=True)
@@ -147,6 +155,12 @@ class Engine(Protocol):
     version: str
     # The most alternatives per token the engine reports (`SamplingOptions.logprobs`).
     max_logprobs: int
+
+    @property
+    def max_token_chars(self) -> int:
+        """The most characters one token covers: a text longer than max_model_len times this
+        surely does not fit, and is refused without tokenising it."""
+        ...
 
     async def generate(
         self,

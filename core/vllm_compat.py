@@ -21,6 +21,7 @@ __all__ = [
     "SUPPORTED_VLLM",
     "client_error_types",
     "engine_dead_error",
+    "input_error_types",
     "is_cpu_build",
     "tokens_prompt",
     "vllm_version",
@@ -56,6 +57,13 @@ def client_error_types() -> tuple[type[BaseException], ...]:
         if isinstance(found, type) and issubclass(found, BaseException):
             return (found,)
     return (ValueError,)
+
+
+def input_error_types() -> tuple[type[BaseException], ...]:
+    """What vLLM raises for a request's fault as it is added: its client errors, and the plain
+    ValueErrors and TypeErrors some of its checks (prompt length, token ids, sampling parameters)
+    raise instead."""
+    return (*client_error_types(), ValueError, TypeError)
 
 
 def engine_dead_error() -> type[BaseException]:

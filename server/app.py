@@ -15,6 +15,7 @@ from ponder.strategies.policy import PolicyError
 from ponder.verifiers.base import Verifier, VerifierError
 from ponder.verifiers.loading import check_verifier_specs, load_configured_verifiers
 
+from .docs import docs_urls, install_docs
 from .engine_args import ParallelismError
 from .engines import UnknownEngineError, start_engine
 from .errors import install_error_handlers
@@ -103,10 +104,13 @@ def create_app(
             if own_engine:
                 active.shutdown()
 
-    app = FastAPI(title="Ponder", version=ponder_version(), lifespan=lifespan)
+    app = FastAPI(
+        title="Ponder", version=ponder_version(), lifespan=lifespan, **docs_urls(settings)
+    )
     app.state.settings = settings
     app.state.started = int(time.time())
     app.state.draining = True
     install_error_handlers(app)
     app.include_router(router)
+    install_docs(app, settings)
     return app

@@ -78,14 +78,20 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from .app import create_app
+    from .drain import DrainingServer
 
     settings = _settings(args)
     logging.getLogger("ponder").setLevel(settings.log_level.upper())
     app = create_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+    server = DrainingServer(
+        app,
+        settings.drain_grace_s,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+    )
+    server.run()
     return 0
 
 

@@ -8,6 +8,7 @@ for every option Ponder sends, so one mapping serves both engines (`vllm_convert
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,6 +43,18 @@ class TokenizerOps:
 
     _tokenizer: Any
 
+    @functools.cached_property
+    def max_token_chars(self) -> int:
+        # Byte-level vocabularies spell each byte as one character and SentencePiece ones each
+        # character as one, so no token covers more characters than its vocabulary entry has.
+        return max(1, *(len(t) for t in self._tokenizer.get_vocab()))
+
+    @functools.cached_property
+    def _backend(self) -> Any:
+        # The Rust tokenizer's batch call releases the GIL (its single-text call does not), so a
+        # long prompt tokenised in a worker thread leaves the event loop free meanwhile.
+        return getattr(self._tokenizer, "backend_tokenizer", None)
+
     def render_chat(
         self,
         messages: Sequence[dict[str, Any]],
@@ -56,9 +69,11 @@ class TokenizerOps:
             continue_final_message=continue_final_message,
         )
         # The template already wrote the special tokens it wants.
-        return list(self._tokenizer.encode(text, add_special_tokens=False))
+        return self.encode(str(text))
 
     def encode(self, text: str) -> list[int]:
+        if self._backend is not None:
+            return list(self._backend.encode_batch([text], add_special_tokens=False)[0].ids)
         return list(self._tokenizer.encode(text, add_special_tokens=False))
 
     def decode(self, token_ids: Sequence[int]) -> str:

@@ -103,6 +103,11 @@ class PonderMetrics:
         self.requests_waiting = Gauge(
             "ponder_requests_waiting", "Requests admitted and waiting for a slot.", registry=r
         )
+        self.draining = Gauge(
+            "ponder_draining",
+            "1 from the shutdown signal until exit: /ready is 503 and new requests are refused.",
+            registry=r,
+        )
         self.engine_requests_running = Gauge(
             "ponder_engine_requests_running",
             "Engine requests started by Ponder and not finished or aborted.",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -30,6 +30,7 @@ from .metrics import PonderMetrics
 from .protocol import ChatCompletionRequest, CompletionRequest, TTSBlock, completion_id, now
 from .responses import Endpoint, Outcome, tts_block
 from .settings import Settings
+from .temperature import SamplingTemperature, sampling_temperature
 
 __all__ = ["PreparedRequest", "RequestPlanner", "logprobs_needed", "parse_body"]
 
@@ -48,13 +49,15 @@ class PreparedRequest:
     response_id: str
     created: int
     model: str
+    temperature: SamplingTemperature = field(default_factory=lambda: SamplingTemperature(1.0))
 
     @property
     def strategy_name(self) -> str:
         return self.strategy.name
 
     def tts(self, outcomes: Sequence[Outcome]) -> TTSBlock:
-        return tts_block(self.strategy_name, outcomes, trace=self.strategy.params.return_trace)
+        block = tts_block(self.strategy_name, outcomes, trace=self.strategy.params.return_trace)
+        return block.model_copy(update=self.temperature.report())
 
 
 def logprobs_needed(params: StrategyParams, verifiers: Mapping[str, Verifier]) -> dict[str, int]:
@@ -219,9 +222,12 @@ class RequestPlanner:
                 f"tts.budget.deadline_s may be at most {s.max_deadline_s:g}",
                 param="tts.budget.deadline_s",
             )
+        temperature = sampling_temperature(
+            strategy, req.temperature, req.n, s.exploration_temperature
+        )
         options = SamplingOptions(
             max_tokens=max_tokens,
-            temperature=req.temperature,
+            temperature=temperature.value,
             top_p=req.top_p,
             top_k=req.top_k,
             min_p=req.min_p,
@@ -262,4 +268,5 @@ class RequestPlanner:
             response_id=response_id,
             created=now(),
             model=req.model,
+            temperature=temperature,
         )

@@ -299,6 +299,14 @@ class _Findings(BaseModel):
     chosen_params: dict[str, Any] | None = Field(None, description="Its `tts` parameters.")
     probe: ProbeReport | None = None
     policy: PolicyReport | None = Field(None, description="The policy table that chose.")
+    temperature: float | None = Field(
+        None,
+        description="The exploration temperature sampled at, when it replaced the request's 0 "
+        "(a strategy that needs diverse samples; see --exploration-temperature).",
+    )
+    temperature_replaced: bool | None = Field(
+        None, description="True when `temperature` replaced the request's temperature 0."
+    )
 
 
 class _BudgetState(BaseModel):

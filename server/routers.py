@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 from typing import Any
 
@@ -12,11 +11,12 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ponder.core.engine import EngineError
 from ponder.strategies.registry import STRATEGIES, strategy_class
 
+from .decoding import request_json
 from .errors import APIError
 from .protocol import ChatCompletionResponse, CompletionResponse
 from .serving import Serving
 
-__all__ = ["router"]
+__all__ = ["require_api_key", "router"]
 
 
 def _serving(request: Request) -> Serving:
@@ -24,7 +24,8 @@ def _serving(request: Request) -> Serving:
     return serving
 
 
-async def _authorized(request: Request) -> None:
+async def require_api_key(request: Request) -> None:
+    """The API key check of /v1 (and, by settings, of /metrics and the docs)."""
     key = request.app.state.settings.api_key
     if key is None:
         return
@@ -33,16 +34,8 @@ async def _authorized(request: Request) -> None:
         raise APIError(401, "a valid API key is required", code="invalid_api_key")
 
 
-async def _json_body(request: Request) -> Any:
-    raw = await request.body()
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise APIError(400, "the request body is not valid JSON", code="invalid_json") from None
-
-
 router = APIRouter()
-v1 = APIRouter(prefix="/v1", dependencies=[Depends(_authorized)])
+v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
 
 
 # The body is read as JSON and validated by the serving layer (so that bad input gets OpenAI's
@@ -56,7 +49,7 @@ _STREAM = "With stream=true, server-sent events of chunks, then `data: [DONE]`."
     responses={200: {"model": ChatCompletionResponse, "description": _STREAM}},
 )
 async def chat_completions(request: Request) -> JSONResponse | StreamingResponse:
-    return await _serving(request).chat(await _json_body(request), request)
+    return await _serving(request).chat(await request_json(request), request)
 
 
 @v1.post(
@@ -65,7 +58,7 @@ async def chat_completions(request: Request) -> JSONResponse | StreamingResponse
     responses={200: {"model": CompletionResponse, "description": _STREAM}},
 )
 async def completions(request: Request) -> JSONResponse | StreamingResponse:
-    return await _serving(request).completion(await _json_body(request), request)
+    return await _serving(request).completion(await request_json(request), request)
 
 
 @v1.get("/models")
@@ -132,6 +125,8 @@ async def ready(request: Request) -> JSONResponse:
 
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
+    if request.app.state.settings.metrics_require_key:
+        await require_api_key(request)
     serving = _serving(request)
     serving.metrics.engine_requests_running.set(serving.engine.running_requests())
     return Response(serving.metrics.render(), media_type="text/plain; version=0.0.4")

@@ -22,11 +22,12 @@ from ponder.strategies.streaming import TokenStreaming
 from ponder.strategies.usage import Usage
 from ponder.verifiers.base import Question, Verifier, VerifierError
 
-from .admission import Admission
+from .admission import Admission, AdmittedStream, Ticket
 from .errors import APIError, error_body
 from .metrics import PonderMetrics
 from .planning import PreparedRequest, RequestPlanner, parse_body
 from .policies import PolicyStore
+from .prompts import tokenize_chat, tokenize_text
 from .protocol import ChatCompletionRequest, CompletionRequest
 from .responses import Outcome, response_body, sse, usage_block
 from .settings import Settings
@@ -35,6 +36,8 @@ from .streaming import stream_chosen, stream_tokens, usage_chunk
 __all__ = ["Serving"]
 
 logger = logging.getLogger(__name__)
+
+_LOGGED_UNKNOWN_FIELDS = 20
 
 
 class Serving:
@@ -66,7 +69,7 @@ class Serving:
             {"role": m.role, "content": m.text(), **({"name": m.name} if m.name else {})}
             for m in req.messages
         ]
-        prompt = await asyncio.to_thread(self.engine.render_chat, messages)
+        prompt = await tokenize_chat(self.engine, messages, "messages")
         prepared = self.planner.plan(req, "chat", [(prompt, Question(tuple(messages)))], "messages")
         return await self._respond(prepared, request)
 
@@ -77,7 +80,7 @@ class Serving:
         prompts = []
         for p in req.prompts():
             if isinstance(p, str):
-                ids = await asyncio.to_thread(self.engine.encode, p)
+                ids = await tokenize_text(self.engine, p, "prompt")
                 text = p
             else:
                 if any(not 0 <= t < self.engine.vocab_size for t in p):
@@ -95,7 +98,15 @@ class Serving:
 
     def _log_unknown(self, req: ChatCompletionRequest | CompletionRequest) -> None:
         if req.model_extra:
-            logger.info("ignoring unknown request fields: %s", ", ".join(sorted(req.model_extra)))
+            # A few names, shortened: a hostile body may hold a million of them.
+            names = sorted(req.model_extra)
+            shown = ", ".join(name[:40] for name in names[:_LOGGED_UNKNOWN_FIELDS])
+            more = (
+                f" and {len(names) - _LOGGED_UNKNOWN_FIELDS} more"
+                if len(names) > _LOGGED_UNKNOWN_FIELDS
+                else ""
+            )
+            logger.info("ignoring unknown request fields: %s%s", shown, more)
 
     # -- running -------------------------------------------------------------------------------
 
@@ -104,18 +115,36 @@ class Serving:
         results = await asyncio.gather(*(prepared.strategy.run(c) for c in prepared.contexts))
         return [Outcome(c, r) for c, r in zip(prepared.contexts, results, strict=True)]
 
+    def _admit(self, prepared: PreparedRequest) -> Ticket:
+        """Admit the request before any response starts, or refuse it (429 full, 503 draining)."""
+        try:
+            return self.admission.enter()
+        except APIError as refusal:
+            status = "draining" if refusal.status == 503 else "busy"
+            self.metrics.requests.labels(prepared.strategy_name, status).inc()
+            raise
+
+    async def _run_admitted(self, ticket: Ticket, prepared: PreparedRequest) -> list[Outcome]:
+        await ticket.acquire()
+        return await self.run(prepared)
+
     async def _respond(
         self, prepared: PreparedRequest, request: Request
     ) -> JSONResponse | StreamingResponse:
-        self.admission.check()
+        ticket = self._admit(prepared)
         if prepared.stream:
-            return StreamingResponse(self._stream(prepared), media_type="text/event-stream")
+            try:
+                # Queued before the response starts: its status is still ours to choose.
+                await _until_disconnect(ticket.acquire(), request)
+            except BaseException:
+                ticket.release()
+                raise
+            return AdmittedStream(self._stream(prepared), ticket)
         started = time.perf_counter()
         status = "error"
         outcomes: list[Outcome] = []
         try:
-            async with self.admission.slot():
-                outcomes = await _until_disconnect(self.run(prepared), request)
+            outcomes = await _until_disconnect(self._run_admitted(ticket, prepared), request)
             status = "ok"
         except asyncio.CancelledError:
             status = "cancelled"
@@ -125,6 +154,7 @@ class Serving:
             status = "client_error" if error.status < 500 else "error"
             raise error from exc
         finally:
+            ticket.release()
             self._record(prepared, outcomes, status, time.perf_counter() - started)
         body = response_body(
             prepared.endpoint,
@@ -139,21 +169,21 @@ class Serving:
         return JSONResponse(body)
 
     async def _stream(self, prepared: PreparedRequest) -> AsyncIterator[str]:
+        """The events of an admitted stream (its slot is released by `AdmittedStream`)."""
         started = time.perf_counter()
         status = "error"
         outcomes: list[Outcome] = []
         try:
-            async with self.admission.slot():
-                strategy = prepared.strategy
-                if isinstance(strategy, TokenStreaming) and len(prepared.contexts) == 1:
-                    chunks = stream_tokens(prepared, strategy, outcomes)
-                else:
-                    chunks = stream_chosen(prepared, self.run, outcomes, self.settings.keepalive_s)
-                async for chunk in chunks:
-                    yield chunk
-                if prepared.include_usage:
-                    usage = usage_block(outcomes, prepared.choices)
-                    yield usage_chunk(prepared, usage, prepared.tts(outcomes))
+            strategy = prepared.strategy
+            if isinstance(strategy, TokenStreaming) and len(prepared.contexts) == 1:
+                chunks = stream_tokens(prepared, strategy, outcomes)
+            else:
+                chunks = stream_chosen(prepared, self.run, outcomes, self.settings.keepalive_s)
+            async for chunk in chunks:
+                yield chunk
+            if prepared.include_usage:
+                usage = usage_block(outcomes, prepared.choices)
+                yield usage_chunk(prepared, usage, prepared.tts(outcomes))
             status = "ok"
         except (asyncio.CancelledError, GeneratorExit):
             status = "cancelled"
@@ -201,7 +231,7 @@ def _client_facing(exc: BaseException) -> APIError:
     if isinstance(exc, VerifierError):
         return APIError(400, str(exc), param="tts.verifier")
     if isinstance(exc, EngineInputError):
-        return APIError(400, str(exc))
+        return APIError(400, str(exc), param=exc.param)
     if isinstance(exc, EngineError):
         logger.error("engine failure: %s", exc)
         return APIError(503, "the engine is unavailable", code="engine_unavailable")

@@ -163,3 +163,33 @@ class Settings(BaseSettings):
     keepalive_s: float = Field(
         5.0, gt=0, description="Seconds between SSE keep-alive comments while a search runs."
     )
+    exploration_temperature: float = Field(
+        0.7,
+        gt=0,
+        le=2,
+        description="Temperature a strategy that needs diverse samples uses when a request asks "
+        "for 0 (reported in the response's tts block).",
+    )
+
+    # Hostile input, draining, exposure.
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="Largest request body in bytes; larger is a 413."
+    )
+    max_json_depth: int = Field(
+        64, ge=4, le=512, description="Deepest nesting of arrays and objects in a request body."
+    )
+    max_number_digits: int = Field(
+        64, ge=20, le=4000, description="Most digits of an integer literal in a request body."
+    )
+    drain_grace_s: float = Field(
+        30.0,
+        ge=0,
+        description="On SIGTERM: seconds in-flight requests get to finish while /ready is 503 and "
+        "new requests are refused with 503; then the process exits.",
+    )
+    public_docs: bool = Field(
+        True, description="Serve /docs, /redoc and /openapi.json without the API key."
+    )
+    metrics_require_key: bool = Field(
+        False, description="Ask for the API key on /metrics too (/health and /ready stay open)."
+    )

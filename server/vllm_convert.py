@@ -22,7 +22,43 @@ from .engine_common import sampling_fields
 if TYPE_CHECKING:
     from vllm.outputs import CompletionOutput
 
-__all__ = ["finish_reason", "generation", "sampling_params", "sequence", "token_logprobs"]
+__all__ = [
+    "engine_input_error",
+    "finish_reason",
+    "generation",
+    "sampling_params",
+    "sequence",
+    "token_logprobs",
+]
+
+# vLLM's sampling parameters that are also the client's field of the same name, so a refusal of
+# one of them names the field (`n` and `max_tokens` are not: a strategy sets its own).
+_CLIENT_FIELDS = frozenset(
+    {
+        "temperature",
+        "top_p",
+        "top_k",
+        "min_p",
+        "presence_penalty",
+        "frequency_penalty",
+        "repetition_penalty",
+        "seed",
+        "stop",
+        "min_tokens",
+    }
+)
+
+
+def engine_input_error(exc: BaseException, what: str) -> EngineInputError:
+    """vLLM's refusal of a request as our EngineInputError (a 400), naming the field if it can.
+
+    vLLM raises `VLLMValidationError` (not a ValueError) for most checks and plain ValueErrors or
+    TypeErrors for the rest; all of them are the request's fault, none may become a 500.
+    """
+    parameter = getattr(exc, "parameter", None)
+    param = parameter if parameter in _CLIENT_FIELDS else None
+    return EngineInputError(f"{what}: {exc}", param=param)
+
 
 # vLLM's SamplingParams defaults by field, read once from the class.
 _DEFAULTS: dict[str, Any] = {}
@@ -59,10 +95,12 @@ def sampling_params(options: SamplingOptions, n: int, kind: Any, *, seeded: bool
     # the engine's steps by about 5% (bench/beam_search.py). Fields this vLLM lacks
     # (`skip_clone` is recent) are left out rather than refused.
     changed = {k: v for k, v in wanted.items() if k in _DEFAULTS and v != _DEFAULTS[k]}
+    from vllm.exceptions import VLLMClientError
+
     try:
         return SamplingParams(**changed)
-    except ValueError as exc:  # vLLM's validation errors are ValueErrors
-        raise EngineInputError(f"invalid sampling parameters: {exc}") from exc
+    except (VLLMClientError, ValueError, TypeError) as exc:
+        raise engine_input_error(exc, "invalid sampling parameters") from exc
 
 
 def finish_reason(output: CompletionOutput) -> FinishReason:

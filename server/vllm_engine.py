@@ -38,8 +38,8 @@ from ponder.core.engine import (
     StreamEnd,
 )
 from ponder.core.vllm_compat import (
-    client_error_types,
     engine_dead_error,
+    input_error_types,
     is_cpu_build,
     tokens_prompt,
     vllm_version,
@@ -50,7 +50,13 @@ from .engine_args import check_parallelism, policy_engine_args, policy_gpus
 from .engine_common import TokenizerOps
 from .model_store import DEFAULT_MODEL_NAME, prepare_default_model
 from .settings import Settings
-from .vllm_convert import finish_reason, generation, sampling_params, token_logprobs
+from .vllm_convert import (
+    engine_input_error,
+    finish_reason,
+    generation,
+    sampling_params,
+    token_logprobs,
+)
 
 __all__ = ["VLLMEngine", "is_cpu_build", "start", "vllm_version"]
 
@@ -137,10 +143,14 @@ class VLLMEngine(TokenizerOps):
         """vLLM's errors in our terms."""
         try:
             yield
+        except EngineInputError:
+            raise
         except engine_dead_error() as exc:
             raise EngineError("the engine stopped and must be restarted") from exc
-        except client_error_types() as exc:
-            raise EngineInputError(f"the engine refused the request: {exc}") from exc
+        except input_error_types() as exc:
+            # vLLM checks a request's input as it is added (prompt length, token ids, sampling
+            # parameters) and raises plain ValueErrors for some of it: the request's fault.
+            raise engine_input_error(exc, "the engine refused the request") from exc
 
     async def _outputs(self, prompt: Sequence[int], params: Any, request_id: str) -> Any:
         """vLLM's outputs for one request, counted as running, with its errors in our terms."""

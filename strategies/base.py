@@ -97,6 +97,14 @@ class Strategy(ABC):
         """Worst-case policy tokens for the server's cap; strategies with more work override."""
         return max(self.candidates(), choices) * max_tokens
 
+    # Plain decoding: the request's `n` choices are the samples themselves (no search).
+    choices_are_samples: ClassVar[bool] = False
+
+    def needs_diverse_samples(self) -> bool:
+        """Whether this request draws several samples of one prompt that must differ, so that a
+        temperature of 0 cannot serve it; strategies that sample one at a time override."""
+        return self.candidates() > 1
+
     @abstractmethod
     async def run(self, ctx: StrategyContext) -> StrategyResult:
         """Explore candidates through `ctx` and rank them."""

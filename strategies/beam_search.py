@@ -59,6 +59,10 @@ class BeamSearch(Strategy):
         # One token per live beam per step.
         return self.params.beam_width * max_tokens
 
+    def needs_diverse_samples(self) -> bool:
+        # Beams are the most likely tokens read from log-probs: greedy by construction.
+        return False
+
     def _score(self, beam: _Beam, prompt_len: int) -> float:
         length = prompt_len + len(beam.tokens) - (1 if beam.finished else 0)
         return beam.logprob / (max(length, 1) ** self.params.length_penalty)

@@ -141,6 +141,11 @@ class SelfRefine(Strategy):
         per_round = 2 if p.critic == "model" else 1
         return max(p.n * (1 + p.max_rounds * per_round), choices) * max_tokens
 
+    def needs_diverse_samples(self) -> bool:
+        # One chain writes, critiques and rewrites one sample at a time; several chains start
+        # from answers sampled together, which must differ.
+        return self.params.n > 1
+
     async def run(self, ctx: StrategyContext) -> StrategyResult:
         return await _Refinement(ctx, self.params, ctx.verifier(self.params.verifier)).run()
 

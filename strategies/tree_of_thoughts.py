@@ -53,6 +53,11 @@ class TreeOfThoughts(Strategy):
     Params: ClassVar[type[StrategyParams]] = TreeOfThoughtsParams
     params: TreeOfThoughtsParams
 
+    def needs_diverse_samples(self) -> bool:
+        # Proposals are sampled together, and so are the votes of a valuation.
+        p = self.params
+        return super().needs_diverse_samples() or (p.value == "vote" and p.votes > 1)
+
     def planned_tokens(self, max_tokens: int, choices: int) -> int:
         """Worst case: every proposal runs to the step limit and every valuation votes in full.
 

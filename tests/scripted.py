@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ponder.core.engine import (
+    EngineInputError,
     GeneratedSequence,
     Generation,
     SamplingOptions,
@@ -66,6 +67,7 @@ class ScriptedEngine:
     uses_local_gpu: bool = False
     version: str = "scripted"
     max_logprobs: int = 20
+    max_token_chars: int = 1
     calls: list[Call] = field(default_factory=list)
     aborted: list[str] = field(default_factory=list)
     shut_down: bool = False
@@ -90,6 +92,12 @@ class ScriptedEngine:
         return self.encode(text + ("<assistant>" if add_generation_prompt else ""))
 
     # -- generation ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _refuse_like_vllm(options: SamplingOptions, n: int) -> None:
+        """vLLM's own refusal: several samples of one prompt cannot be greedy."""
+        if n > 1 and options.temperature == 0:
+            raise EngineInputError(f"n must be 1 when using greedy sampling, got {n}.")
 
     def _next_text(self) -> str:
         if not self.texts:
@@ -156,6 +164,7 @@ class ScriptedEngine:
         request_id: str,
         deadline: float | None = None,
     ) -> list[Generation]:
+        self._refuse_like_vllm(options, n)
         call = Call([list(p) for p in prompts], options, n, request_id, deadline)
         self.calls.append(call)
         ids = [f"{request_id}-{i}" for i in range(len(prompts))]
@@ -201,6 +210,7 @@ class ScriptedEngine:
     async def stream(
         self, prompt: Sequence[int], options: SamplingOptions, *, n: int = 1, request_id: str
     ) -> AsyncIterator[StreamDelta | StreamEnd]:
+        self._refuse_like_vllm(options, n)
         self.calls.append(Call([list(prompt)], options, n, request_id, None))
         for index in range(n):
             sequence = self._sequence(self._next_text(), options)

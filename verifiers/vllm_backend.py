@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ponder.core.vllm_compat import client_error_types, tokens_prompt
+from ponder.core.vllm_compat import input_error_types, tokens_prompt
 
 from .base import VerifierError
 from .reward_model import Head, LogitRequest, picked_logits
@@ -82,7 +82,9 @@ class VLLMPoolingScorer:
                 tokens_prompt(request.token_ids), params, uuid.uuid4().hex
             ):
                 output = partial
-        except client_error_types() as exc:
+        except input_error_types() as exc:
+            # vLLM checks input as a request is added, raising its validation error for most
+            # checks and plain ValueErrors or TypeErrors for some: the request's fault, a 400.
             raise VerifierError(f"the reward model refused the input: {exc}") from exc
         if output is None:
             raise VerifierError("the reward model returned nothing")

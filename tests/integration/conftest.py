@@ -30,6 +30,7 @@ from tests.integration.remote_servers import (
     VLLMServer,
     remote_ponder,
     stop_process,
+    wait_until,
 )
 from tests.verifiers import tiny_models
 
@@ -130,9 +131,25 @@ def server(request: pytest.FixtureRequest) -> LiveServer:
     return live
 
 
+def start_server(log: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    """`ponder serve` (in-process engine) on a free port with `env` added, once it is ready."""
+    port = _free_port()
+    command = [sys.executable, "-m", "ponder.server.cli", "serve", "--port", str(port)]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env}
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(f"{base_url}/ready", process, log, _START_TIMEOUT_S)
+    except RuntimeError as exc:
+        process.kill()
+        pytest.fail(str(exc))
+    return process, base_url
+
+
 @pytest.fixture(scope="session")
 def in_process_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    port = _free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     models = tmp_path_factory.mktemp("models")
     prm = tiny_models.build(models / "prm", "qwen_prm")
@@ -146,30 +163,14 @@ def in_process_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live
     policy_table = tmp_path_factory.mktemp("policy") / "policy.json"
     policy_table.write_text(default_policy().model_dump_json(exclude_none=True))
     env = {
-        **os.environ,
         "PONDER_POLICY_TABLE": str(policy_table),
         "PONDER_VERIFIERS": json.dumps(verifiers),
         "PONDER_MAX_MODEL_LEN": "2048",
         "PONDER_MAX_CONCURRENT_REQUESTS": "32",
         "PONDER_KEEPALIVE_S": "0.5",
     }
-    command = [sys.executable, "-m", "ponder.server.cli", "serve", "--port", str(port)]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-    base_url = f"http://127.0.0.1:{port}"
+    process, base_url = start_server(log, env)
     try:
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the server exited at start-up:\n{log.read_text()[-4000:]}")
-            try:
-                if httpx.get(f"{base_url}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the server was not ready in time:\n{log.read_text()[-4000:]}")
-            time.sleep(1)
         yield LiveServer(base_url, log, models, policy_table)
     finally:
         stop_process(process)

@@ -31,6 +31,10 @@ class CharTokenizer:
     def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
         return "".join(map(chr, ids))
 
+    def get_vocab(self) -> dict[str, int]:
+        # One character per token (the printable ASCII ones stand for the rest).
+        return {chr(i): i for i in range(32, 127)}
+
     def apply_chat_template(self, messages: list[dict[str, Any]], **_: Any) -> str:
         return "".join(f"<{m['role']}>{m['content']}" for m in messages) + "<assistant>"
 
