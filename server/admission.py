@@ -32,6 +32,7 @@ class Admission:
     def check(self) -> None:
         """Raise 429 if a new request could neither run nor wait now."""
         if self._running >= self._max_running and self._waiting >= self._max_waiting:
+            self._metrics.admission_rejections.inc()
             raise APIError(
                 429,
                 "the server is at capacity; retry shortly",

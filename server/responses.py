@@ -20,6 +20,7 @@ __all__ = [
     "chat_logprobs",
     "completion_logprobs",
     "openai_finish_reason",
+    "reasoning_tokens",
     "response_body",
     "sse",
     "tts_block",
@@ -88,16 +89,23 @@ class Outcome:
         return picked + [RankedCandidate(_EMPTY)] * (choices - len(picked))
 
 
+def reasoning_tokens(outcomes: Sequence[Outcome], choices: int, completion: int) -> int:
+    """Of `completion` generated tokens, those not returned in the `choices` chosen answers."""
+    returned = sum(c.sequence.num_tokens for o in outcomes for c in o.chosen(choices))
+    return max(0, completion - returned)
+
+
 def usage_block(outcomes: Sequence[Outcome], choices: int) -> dict[str, Any]:
     usage = Usage.total(o.ctx.usage for o in outcomes)
     completion = usage.completion_tokens
-    returned = sum(c.sequence.num_tokens for o in outcomes for c in o.chosen(choices))
     return {
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": completion,
         "total_tokens": usage.prompt_tokens + completion,
         "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
-        "completion_tokens_details": {"reasoning_tokens": max(0, completion - returned)},
+        "completion_tokens_details": {
+            "reasoning_tokens": reasoning_tokens(outcomes, choices, completion)
+        },
     }
 
 
