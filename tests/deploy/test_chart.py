@@ -80,7 +80,9 @@ def rendered(request: pytest.FixtureRequest) -> tuple[str, Rendered]:
     return request.param, render(VALUE_SETS[request.param])
 
 
-def test_every_manifest_validates_against_kubernetes_schemas(rendered: tuple[str, Rendered]) -> None:
+def test_every_manifest_validates_against_kubernetes_schemas(
+    rendered: tuple[str, Rendered],
+) -> None:
     _, out = rendered
     assert {"Deployment", "Service", "ServiceAccount"} <= out.kinds()
     for obj in out.objects:
@@ -220,7 +222,10 @@ def test_api_key_comes_from_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "s3cret" not in json.dumps(out.one("Deployment"))
     existing = render(VALUE_SETS["api-key-existing"])
     assert existing.of_kind("Secret") == []
-    assert existing.env()["PONDER_API_KEY"]["secretKeyRef"] == {"name": "ponder-key", "key": "token"}
+    assert existing.env()["PONDER_API_KEY"]["secretKeyRef"] == {
+        "name": "ponder-key",
+        "key": "token",
+    }
 
 
 def test_verifiers_and_policy_table(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
@@ -265,7 +270,9 @@ def test_monitoring_objects(tmp_path: Any) -> None:
     out = render(VALUE_SETS["monitoring"])
     monitor, service = out.one("ServiceMonitor"), out.one("Service")
     assert monitor["metadata"]["labels"]["release"] == "kps"
-    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
     (endpoint,) = monitor["spec"]["endpoints"]
     assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
     assert endpoint["path"] == "/metrics"

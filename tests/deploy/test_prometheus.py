@@ -68,8 +68,9 @@ def test_alerts_fire_on_trouble_and_not_on_health(tmp_path: Path) -> None:
     """Run alerts_test.yml, with each alert's description and runbook added to its expectations."""
     cases = yaml.safe_load((Path(__file__).parent / "alerts_test.yml").read_text())
     rules = yaml.safe_load(ALERTS.read_text())
-    annotations = {r["alert"]: r["annotations"] for g in rules["groups"] for r in g["rules"]
-                   if "alert" in r}
+    annotations = {
+        r["alert"]: r["annotations"] for g in rules["groups"] for r in g["rules"] if "alert" in r
+    }
     tested = set()
     for case in cases["tests"]:
         for check in case["alert_rule_test"]:
