@@ -323,6 +323,13 @@ def test_schema_rejects_bad_values(values: dict[str, Any]) -> None:
         render(values)
 
 
+def test_more_tensor_parallel_ranks_than_gpus_fail_to_render() -> None:
+    with pytest.raises(helm_python.HelmRenderError, match="tensorParallelSize"):
+        render({"gpu": {"count": 2}, "engine": {"tensorParallelSize": 4}})
+    with pytest.raises(helm_python.HelmRenderError, match="tensorParallelSize"):
+        render({"gpu": {"count": 0}, "engine": {"tensorParallelSize": 2}})
+
+
 def test_every_value_is_in_the_schema_with_a_description() -> None:
     """values.yaml and values.schema.json cover the same keys, each described."""
     with helm_python.Chart.load(CHART) as chart:
