@@ -15,6 +15,7 @@ import helm_python
 import kubernetes_validate
 import pytest
 import yaml
+from cloudcoil.models.prometheus_operator import v1 as operator
 
 from ponder.server.settings import Settings, VerifierSpec
 from ponder.strategies.policy import default_policy, load_policy
@@ -22,7 +23,7 @@ from tests.deploy.files import ALERTS, CHART, DASHBOARD, Rendered, ponder_metric
 
 # The chart declares kubeVersion >=1.27: validate against that and the newest schemas shipped.
 KUBERNETES_VERSIONS = ("1.27.0", "1.37.0")
-# Custom resources of the Prometheus Operator: no Kubernetes schema; checked by the tests below.
+# Custom resources of the Prometheus Operator: no Kubernetes schema; checked against its CRDs below.
 CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule"}
 # Settings another change adds (issue 10's drain grace): passed by the chart before it lands.
 PENDING_SETTINGS = {"drain_grace_s"}
@@ -90,6 +91,25 @@ def test_every_manifest_validates_against_kubernetes_schemas(
             continue
         for version in KUBERNETES_VERSIONS:
             kubernetes_validate.validate(obj, version, strict=True)
+
+
+def test_operator_objects_match_the_prometheus_operator_crds() -> None:
+    """ServiceMonitor and PrometheusRule parse into models generated from the Prometheus
+    Operator's CRDs, and survive the round trip whole (a field the CRD lacks would be dropped)."""
+    out = render(VALUE_SETS["monitoring"])
+    for kind, model in (
+        ("ServiceMonitor", operator.ServiceMonitor),
+        ("PrometheusRule", operator.PrometheusRule),
+    ):
+        obj = out.one(kind)
+        parsed = model.model_validate(obj)
+        assert parsed.model_dump(by_alias=True, exclude_none=True, mode="json") == obj
+    broken = out.one("ServiceMonitor")
+    broken["spec"]["endpoints"][0]["scrapeEvery"] = "15s"
+    dumped = operator.ServiceMonitor.model_validate(broken).model_dump(
+        by_alias=True, exclude_none=True
+    )
+    assert dumped != broken
 
 
 def test_the_validator_rejects_a_broken_manifest() -> None:
