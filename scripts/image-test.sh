@@ -40,6 +40,12 @@ if [ -d "$wheels" ]; then
   build_args+=(--volume "$wheels:/wheels:ro" --build-arg PIP_FIND_LINKS=/wheels
     --build-arg PIP_EXTRA_INDEX_URL=)
 fi
+# The CA bundle this machine trusts, for pip in the build (where a TLS-inspecting proxy's CA is
+# installed on the host but not in a fresh Debian).
+ca=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
+if [ -f "$ca" ]; then
+  build_args+=(--volume "$ca:/host-ca.crt:ro" --build-arg PIP_CERT=/host-ca.crt)
+fi
 log "building $image from deploy/docker/Dockerfile.cpu"
 buildah build --isolation chroot --format docker --layers \
   --build-arg BASE_IMAGE="$base" "${build_args[@]}" \
