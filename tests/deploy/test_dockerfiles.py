@@ -83,3 +83,15 @@ def test_gpu_image_pins_the_vllm_release_the_cpu_build_uses() -> None:
     # vLLM 0.32 pins torch 2.13.0, whose CUDA build is for CUDA 13.0.
     assert args["CUDA_VERSION"].startswith("13.0")
     assert args["BASE_IMAGE"] == "nvidia/cuda:${CUDA_VERSION}-base-ubuntu24.04"
+
+
+def test_image_test_script_is_wired_to_make() -> None:
+    """`make image-test` (not `make test`) runs the image build and smoke test."""
+    script = REPO / "scripts" / "image-test.sh"
+    assert script.stat().st_mode & 0o111
+    for path in (script, REPO / "scripts" / "setup.sh"):
+        subprocess.run(["bash", "-n", str(path)], check=True, timeout=30)
+    makefile = (REPO / "Makefile").read_text()
+    target = makefile.split("\nimage-test:", 1)[1].split("\n\n", 1)[0]
+    assert "PONDER_IMAGE_TOOLS=1" in target and "scripts/image-test.sh" in target
+    assert "Dockerfile.cpu" in script.read_text()
