@@ -52,14 +52,20 @@ buildah build --isolation chroot --format docker --layers \
   -f deploy/docker/Dockerfile.cpu -t "$image" .
 
 # The image's own settings, as `docker run` would use them.
-user=$(buildah inspect --type image --format '{{.Docker.Config.User}}' "$image")
-entrypoint=$(buildah inspect --type image --format '{{json .Docker.Config.Entrypoint}}' "$image")
-healthcheck=$(buildah inspect --type image --format '{{json .Docker.Config.Healthcheck}}' "$image")
+config=$(buildah inspect --type image "$image" | python3 -c '
+import json, sys
+config = json.load(sys.stdin)["Docker"]["config"]
+print(config["User"])
+print(json.dumps(config["Entrypoint"]))
+print(json.dumps(config["Healthcheck"]["Test"]))
+')
+{ read -r user; read -r entrypoint; read -r healthcheck; } <<<"$config"
 log "user $user, entrypoint $entrypoint, healthcheck $healthcheck"
 [ "$user" = 1000:1000 ] || { echo "image-test: the image runs as $user" >&2; exit 1; }
 [[ "$healthcheck" == *"/health"* ]] || { echo "image-test: no /health HEALTHCHECK" >&2; exit 1; }
-mapfile -t command < <(python3 -c 'import json, sys; print(*json.loads(sys.argv[1]), sep="\n")' \
-  "$entrypoint")
+json_words() { python3 -c 'import json, sys; print(*json.loads(sys.argv[1]), sep="\n")' "$1"; }
+mapfile -t command < <(json_words "$entrypoint")
+mapfile -t probe < <(json_words "$healthcheck")
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 ctr=$(buildah from "$image")
@@ -95,5 +101,6 @@ content = body["choices"][0]["message"]["content"]
 assert body["object"] == "chat.completion" and content, body
 print("image-test: the image answered:", repr(content))
 ' "$answer"
-curl -fsS "http://127.0.0.1:$port/health" >/dev/null
+log "running the image's HEALTHCHECK command: ${probe[*]:1}"
+buildah run --isolation chroot --user "$user" --env PONDER_PORT="$port" "$ctr" -- "${probe[@]:1}"
 log "passed"
