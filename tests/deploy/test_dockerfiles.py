@@ -47,7 +47,8 @@ def test_image_installs_through_setup_and_runs_ponder(flavor: str) -> None:
     (install,) = [r for r in runs if "scripts/setup.sh" in r]
     assert f"PONDER_ENGINE={flavor}" in install and "PONDER_EXTRAS=''" in install
     assert not any("pip install" in r for r in runs), "install through scripts/setup.sh only"
-    assert any(r.strip() == "ponder models prepare" for r in runs)
+    # The model is prepared at build time, readable by the non-root user.
+    assert any(r.startswith("ponder models prepare && chmod -R a+rX") for r in runs)
     # Every package pyproject.toml installs is copied in, and the context lets it through.
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
     folders = set(pyproject["tool"]["setuptools"]["package-dir"].values())
