@@ -47,7 +47,7 @@ if [ -f "$ca" ]; then
   build_args+=(--volume "$ca:/host-ca.crt:ro" --build-arg PIP_CERT=/host-ca.crt)
 fi
 log "building $image from deploy/docker/Dockerfile.cpu"
-buildah build --isolation chroot --format docker --layers \
+buildah build --isolation chroot --format docker --layers --force-rm \
   --build-arg BASE_IMAGE="$base" "${build_args[@]}" \
   -f deploy/docker/Dockerfile.cpu -t "$image" .
 
@@ -71,7 +71,10 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 ctr=$(buildah from "$image")
 server_log=$(mktemp)
 cleanup() {
-  [ -n "${server_pid:-}" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  if [ -n "${server_pid:-}" ]; then
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
   buildah rm "$ctr" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
