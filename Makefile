@@ -23,8 +23,8 @@ bench: setup
 	$(VENV)/bin/python bench/overhead.py
 
 # Builds the CPU image (deploy/docker/Dockerfile.cpu) on a Debian base made with debootstrap, and
-# checks that `ponder serve` inside it answers a chat request. Slow (about 15 minutes from
-# nothing) and needs root; not part of `make test`.
+# checks that `ponder serve` inside it answers a chat request. Needs root; about 5 minutes from
+# nothing on a 2-core machine (40 s with the build cached); not part of `make test`.
 image-test:
 	PONDER_IMAGE_TOOLS=1 PONDER_VENV=$(VENV) scripts/setup.sh
 	scripts/image-test.sh
