@@ -114,6 +114,13 @@ class PonderMetrics:
             registry=r,
         )
         self.build = Info("ponder_build", "Ponder and engine versions.", registry=r)
+        # The dashboard's reasoning share and the admission alert read these two.
+        self.reasoning_tokens = Counter(
+            "ponder_reasoning_tokens",
+            "Policy tokens generated but not returned (the strategy's thinking).",
+            s,
+            registry=r,
+        )
 
     def observe_verifier(
         self, name: str, candidates: int, tokens: int, seconds: float, cache_hits: int = 0

@@ -39,6 +39,7 @@ __all__ = [
     "chat_logprobs",
     "completion_logprobs",
     "openai_finish_reason",
+    "reasoning_tokens",
     "response_body",
     "sse",
     "tts_block",
@@ -108,16 +109,21 @@ class Outcome:
         return picked + [RankedCandidate(_EMPTY)] * (choices - len(picked))
 
 
+def reasoning_tokens(outcomes: Sequence[Outcome], choices: int, completion: int) -> int:
+    """Of `completion` generated tokens, those not returned in the `choices` chosen answers."""
+    returned = sum(c.sequence.num_tokens for o in outcomes for c in o.chosen(choices))
+    return max(0, completion - returned)
+
+
 def usage_block(outcomes: Sequence[Outcome], choices: int) -> UsageInfo:
     usage = Usage.total(o.ctx.usage for o in outcomes)
     completion = usage.completion_tokens
-    returned = sum(c.sequence.num_tokens for o in outcomes for c in o.chosen(choices))
     return UsageInfo(
         completion_tokens=completion,
         prompt_tokens=usage.prompt_tokens,
         total_tokens=usage.prompt_tokens + completion,
         completion_tokens_details=CompletionTokensDetails(
-            reasoning_tokens=max(0, completion - returned)
+            reasoning_tokens=reasoning_tokens(outcomes, choices, completion)
         ),
         prompt_tokens_details=PromptTokensDetails(cached_tokens=usage.cached_tokens),
     )

@@ -29,7 +29,7 @@ from .planning import PreparedRequest, RequestPlanner, parse_body
 from .policies import PolicyStore
 from .prompts import tokenize_chat, tokenize_text
 from .protocol import ChatCompletionRequest, CompletionRequest
-from .responses import Outcome, response_body, sse, usage_block
+from .responses import Outcome, reasoning_tokens, response_body, sse, usage_block
 from .settings import Settings
 from .streaming import stream_chosen, stream_tokens, usage_chunk
 
@@ -221,6 +221,8 @@ class Serving:
             if difficulty is not None:
                 chosen = o.result.details.get("chosen_strategy", "none")
                 m.difficulty_bins.labels(difficulty["bin"], chosen).inc()
+        thinking = reasoning_tokens(outcomes, prepared.choices, usage.completion_tokens)
+        m.reasoning_tokens.labels(name).inc(thinking)
 
 
 def _client_facing(exc: BaseException) -> APIError:

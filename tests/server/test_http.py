@@ -334,12 +334,15 @@ def test_full_server_answers_429_with_retry_after() -> None:
             resp = client.post(CHAT, json=chat())
         finally:
             worker.join()
+        metrics = metric_samples(client.get("/metrics").text)
     error = assert_error(resp, 429, None, "server_busy")
     assert error["type"] == "rate_limit_error"
     assert resp.headers["Retry-After"] == "1"
     assert first["resp"].status_code == 200
     assert first["resp"].json()["choices"][0]["message"]["content"] == "slow"
     assert len(engine.calls) == 1
+    refused = (("status", "busy"), ("strategy", "none"))
+    assert metrics[("ponder_requests_total", refused)] == 1.0
 
 
 # -- discovery, metrics, health, auth ----------------------------------------------------------
@@ -388,6 +391,10 @@ def test_metrics_count_requests_tokens_and_verifier_calls() -> None:
     assert after[verifier] == data["tts"]["verifier_calls"] == 3
     assert after[("ponder_candidates_total", (("strategy", "best_of_n"),))] == 3
     assert after[("ponder_requests_running", ())] == 0.0
+    # Six tokens were generated ("5", "66", "777") and the two of "66" returned.
+    reasoning = ("ponder_reasoning_tokens_total", (("strategy", "best_of_n"),))
+    assert after[reasoning] == data["usage"]["completion_tokens_details"]["reasoning_tokens"]
+    assert after[reasoning] == 4
 
 
 def test_compute_optimal_reports_difficulty_in_tts_and_metrics(tmp_path: Any) -> None:
