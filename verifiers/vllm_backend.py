@@ -9,10 +9,11 @@ kernels, and on a GPU its own explicit share of memory. The interface matches
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,25 @@ __all__ = ["VLLMPoolingScorer"]
 logger = logging.getLogger(__name__)
 
 _DEFAULT_GPU_SHARE = 0.1
+# A reward model's KV cache holds the prompts of one forward pass, not a search's prefixes: the
+# least the CPU build takes (whole GiB), whatever the policy engine set for itself.
+_POOLING_KV_CACHE_GIB = 1
+
+
+@contextlib.contextmanager
+def _cpu_kv_cache(gib: int) -> Iterator[None]:
+    """The CPU build's KV cache size while an engine is built: vLLM reads it from the process
+    environment (`VLLM_CPU_KVCACHE_SPACE`) when it makes the engine's config and starts its
+    core, and the policy engine of this process has set it for its own, larger cache."""
+    before = os.environ.get("VLLM_CPU_KVCACHE_SPACE")
+    os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(gib)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["VLLM_CPU_KVCACHE_SPACE"]
+        else:
+            os.environ["VLLM_CPU_KVCACHE_SPACE"] = before
 
 
 class VLLMPoolingScorer:
@@ -49,8 +69,6 @@ class VLLMPoolingScorer:
         self.head = head
         cpu = bool(current_platform.is_cpu())
         self.device = "cpu" if cpu else "cuda"
-        if cpu:
-            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         # Every token's logits: recipes pick their own positions (vLLM's STEP pooling would need
         # the step token configured per model).
@@ -64,7 +82,8 @@ class VLLMPoolingScorer:
             gpu_memory_utilization=gpu_memory_utilization or _DEFAULT_GPU_SHARE,
             disable_log_stats=True,
         )
-        self._llm = AsyncLLM.from_engine_args(args)
+        with _cpu_kv_cache(_POOLING_KV_CACHE_GIB) if cpu else contextlib.nullcontext():
+            self._llm = AsyncLLM.from_engine_args(args)
         self._task: Any = "token_classify" if head == "token_classification" else "classify"
 
     @property

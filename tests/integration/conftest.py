@@ -45,6 +45,13 @@ VLLM_ORM = "vllm_orm"
 _START_TIMEOUT_S = 900
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that start a server of their own run first, before the session's shared servers
+    (the in-process one, and the remote engine's vLLM servers) start and stay up: the machine
+    then never holds them all at once (CI has 2 cores and 24 GiB)."""
+    items.sort(key=lambda item: item.get_closest_marker("own_server") is None)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -18,7 +18,7 @@ import pytest
 
 from tests.integration.conftest import MODEL, LiveServer, start_server, stop_process
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_server]
 
 GRACE_S = 60
 CHAT_URL = "/v1/chat/completions"

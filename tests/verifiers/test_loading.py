@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,18 @@ def test_configured_model_verifiers_load_beside_the_defaults(tmp_path: Path) -> 
     unknown = VerifierSpec(name="x", family="oracle", device="cpu")
     with pytest.raises(VerifierError, match="unknown verifier 'oracle'"):
         load_configured_verifiers(engine, [unknown])
+
+
+def test_a_pooling_engine_is_built_with_the_least_cpu_kv_cache_and_the_policys_is_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ponder.verifiers import vllm_backend
+
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "2")
+    with vllm_backend._cpu_kv_cache(1):
+        assert os.environ["VLLM_CPU_KVCACHE_SPACE"] == "1"
+    assert os.environ["VLLM_CPU_KVCACHE_SPACE"] == "2"
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE")
+    with vllm_backend._cpu_kv_cache(1):
+        assert os.environ["VLLM_CPU_KVCACHE_SPACE"] == "1"
+    assert "VLLM_CPU_KVCACHE_SPACE" not in os.environ
