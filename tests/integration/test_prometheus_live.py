@@ -76,8 +76,10 @@ class Prometheus:
 
 @pytest.fixture(scope="module")
 def prometheus(
-    server: LiveServer, tmp_path_factory: pytest.TempPathFactory
+    in_process_server: LiveServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Prometheus]:
+    # The session's in-process server, which the tests' `server` is by default.
+    server = in_process_server
     binary = shutil.which("prometheus")
     assert binary, "prometheus is missing: scripts/setup.sh installs Debian's prometheus package"
     folder = tmp_path_factory.mktemp("prometheus")
