@@ -186,10 +186,18 @@ def test_dashboard_and_rules_evaluate_on_live_series(
     )
     assert {"none", "self_consistency", "best_of_n", "compute_optimal"} <= set(strategies)
 
-    empty: list[str] = []
-    for title, expr in dashboard_queries():
-        if not prometheus.query(_dashboard_expr(expr, instance)):
-            empty.append(title)
+    def empty_panels() -> list[str]:
+        return [
+            title
+            for title, expr in dashboard_queries()
+            if not prometheus.query(_dashboard_expr(expr, instance))
+        ]
+
+    # A series the traffic created (a cancelled stream's status, say) has a rate only from its
+    # second scrape on: give Prometheus a few scrapes before calling a panel empty.
+    deadline = time.monotonic() + 30
+    while (empty := empty_panels()) and time.monotonic() < deadline:
+        time.sleep(1)
     assert empty == [], f"dashboard queries with no series after the traffic: {empty}"
 
     for kind, name, expr in rule_queries():
