@@ -10,7 +10,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,8 +28,8 @@ from tests.integration.remote_servers import (
     POOLING_PRM_FLAGS,
     VLLMServer,
     remote_ponder,
+    start_ponder,
     stop_process,
-    wait_until,
 )
 from tests.verifiers import tiny_models
 
@@ -140,19 +139,10 @@ def server(request: pytest.FixtureRequest) -> LiveServer:
 
 def start_server(log: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     """`ponder serve` (in-process engine) on a free port with `env` added, once it is ready."""
-    port = _free_port()
-    command = [sys.executable, "-m", "ponder.server.cli", "serve", "--port", str(port)]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env}
-        )
-    base_url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(f"{base_url}/ready", process, log, _START_TIMEOUT_S)
+        return start_ponder(log, env, port=_free_port(), timeout=_START_TIMEOUT_S)
     except RuntimeError as exc:
-        process.kill()
         pytest.fail(str(exc))
-    return process, base_url
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +24,7 @@ __all__ = [
     "POOLING_PRM_FLAGS",
     "VLLMServer",
     "remote_ponder",
+    "start_ponder",
     "stop_process",
     "vllm_server_command",
     "wait_until",
@@ -143,21 +144,34 @@ class VLLMServer:
                 os.killpg(self.process.pid, signal.SIGKILL)
 
 
+def start_ponder(
+    log: Path, env: dict[str, str], *flags: str, port: int, timeout: float
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`ponder serve --port PORT FLAGS` with `env` added to this environment, once /ready."""
+    command = [sys.executable, "-m", "ponder.server.cli", "serve", "--port", str(port), *flags]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env}
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(f"{base_url}/ready", process, log, timeout)
+    except RuntimeError:
+        process.kill()
+        raise
+    return process, base_url
+
+
 @contextmanager
 def remote_ponder(
     servers: list[VLLMServer], tokenizer: Path, port: int, log: Path, env: dict[str, str]
 ) -> Iterator[str]:
     """Ponder with --engine remote on `servers`; yields its base URL."""
-    command = [sys.executable, "-m", "ponder.server.cli", "serve", "--port", str(port)]
-    command += ["--engine", "remote", "--tokenizer", str(tokenizer)]
+    flags = ["--engine", "remote", "--tokenizer", str(tokenizer)]
     for server in servers:
-        command += ["--engine-url", server.url]
-    with ExitStack() as stack:
-        out = stack.enter_context(log.open("wb"))
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-        base_url = f"http://127.0.0.1:{port}"
-        try:
-            wait_until(f"{base_url}/ready", process, log, 300)
-            yield base_url
-        finally:
-            stop_process(process)
+        flags += ["--engine-url", server.url]
+    process, base_url = start_ponder(log, env, *flags, port=port, timeout=300)
+    try:
+        yield base_url
+    finally:
+        stop_process(process)
