@@ -1,0 +1,101 @@
+"""The model's confidence in what it generated, computed from the log-probs the engine returned.
+
+Several methods read the same per-token signal: DeepConf's confidence-weighted voting and early
+stopping (Fu et al. 2025), self-certainty best-of-N (Kang et al. 2025) and confidence-guided step
+search. They must agree on what "confidence" means, so the measures live here once, in the leaf
+package, over the engine protocol's `TokenLogprob` and nothing else.
+
+All measures grow with confidence (a sharper next-token distribution gives a larger value).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from .engine import TokenLogprob
+
+__all__ = [
+    "group_confidences",
+    "lowest_group_confidence",
+    "mean_token_confidence",
+    "self_certainty",
+    "tail_confidence",
+    "token_confidence",
+]
+
+
+def token_confidence(token: TokenLogprob) -> float:
+    """DeepConf's token confidence: minus the mean log-prob of the top-k alternatives.
+
+    A peaked distribution puts little mass on the alternatives, so their log-probs are very
+    negative and the value is large. Without alternatives it reads the sampled token alone,
+    as -log(1 - p): a token the model was sure of scores high.
+    """
+    if token.top:
+        return -sum(lp for _, _, lp in token.top) / len(token.top)
+    return -math.log1p(-min(math.exp(token.logprob), 1.0 - 1e-9))
+
+
+def group_confidences(tokens: Sequence[TokenLogprob], window: int) -> list[float]:
+    """Mean token confidence over every sliding window of `window` tokens (one value when the
+    sequence is shorter than the window)."""
+    if window < 1:
+        raise ValueError("window must be at least 1")
+    values = [token_confidence(t) for t in tokens]
+    if not values:
+        return []
+    if len(values) <= window:
+        return [sum(values) / len(values)]
+    running = sum(values[:window])
+    groups = [running / window]
+    for i in range(window, len(values)):
+        running += values[i] - values[i - window]
+        groups.append(running / window)
+    return groups
+
+
+def lowest_group_confidence(tokens: Sequence[TokenLogprob], window: int) -> float | None:
+    """The least confident stretch of a trace (DeepConf's "lowest group confidence")."""
+    groups = group_confidences(tokens, window)
+    return min(groups) if groups else None
+
+
+def tail_confidence(tokens: Sequence[TokenLogprob], tail: int) -> float | None:
+    """Mean token confidence over the last `tail` tokens, where the answer is stated."""
+    if not tokens:
+        return None
+    last = tokens[-tail:]
+    return sum(token_confidence(t) for t in last) / len(last)
+
+
+def mean_token_confidence(tokens: Sequence[TokenLogprob]) -> float | None:
+    """Mean token confidence over the whole trace."""
+    if not tokens:
+        return None
+    return sum(token_confidence(t) for t in tokens) / len(tokens)
+
+
+def self_certainty(tokens: Sequence[TokenLogprob], vocab_size: int) -> float | None:
+    """Kang et al.'s self-certainty: the mean KL divergence from the uniform distribution to the
+    model's next-token distribution, KL(U || p) = -log V - (1/V) * sum_j log p_j.
+
+    The engine reports only the top-k alternatives; the rest of the mass is spread evenly over
+    the other V - k tokens, which is the least-committal completion of what was observed.
+    """
+    if not tokens:
+        return None
+    if vocab_size < 2:
+        raise ValueError("vocab_size must be at least 2")
+    total = 0.0
+    for token in tokens:
+        top = token.top or ((token.token_id, token.token, token.logprob),)
+        k = min(len(top), vocab_size)
+        seen = sum(math.exp(lp) for _, _, lp in top[:k])
+        rest = max(1.0 - seen, 1e-12)
+        others = vocab_size - k
+        sum_log = sum(lp for _, _, lp in top[:k])
+        if others:
+            sum_log += others * math.log(rest / others)
+        total += -math.log(vocab_size) - sum_log / vocab_size
+    return total / len(tokens)
