@@ -9,6 +9,11 @@ most accurate option that fits a request's budget.
 
 Tokens "after the probe" matter because the probe's samples are reused: a self-consistency or
 best-of-N option of n samples draws only n minus the probe's samples at run time.
+
+A bin's accuracies are shrunk toward each option's accuracy over all bins (a Beta prior worth
+`prior_strength` problems): with a handful of problems in a bin, one lucky answer would otherwise
+pick a strategy that loses on new questions, and the policy would do worse than the best fixed
+strategy it chooses from. `cross_validate` measures exactly that on held-out problems.
 """
 
 from __future__ import annotations
@@ -19,12 +24,26 @@ from typing import Any
 
 from ponder.strategies.policy import PolicyBin, PolicyOption, PolicyTable
 
-__all__ = ["PROBE_LABEL", "PROBE_TTS", "CalibrationError", "fit_policy", "probe_option_tts"]
+from .statistics import shrunk_rate, wilson_interval
+
+__all__ = [
+    "DEFAULT_PRIOR_STRENGTH",
+    "PROBE_LABEL",
+    "PROBE_TTS",
+    "CalibrationError",
+    "fit_policy",
+    "option_tts",
+    "probe_option_tts",
+    "tokens_after_probe",
+]
 
 PROBE_LABEL = "probe"
 PROBE_TTS = {"strategy": "compute_optimal", "probe_only": True}
 # Strategies whose first engine call samples the request `n` times and so reuses the probe.
 _REUSING = ("self_consistency", "best_of_n")
+# Pseudo-problems of evidence the global accuracy is worth in each bin; chosen by
+# cross-validation on the shipped calibration results (docs/results/compute_optimal_cv.md).
+DEFAULT_PRIOR_STRENGTH = 8.0
 
 
 class CalibrationError(ValueError):
@@ -36,7 +55,8 @@ def probe_option_tts(n: int) -> dict[str, Any]:
     return {"strategy": "self_consistency", "n": n}
 
 
-def _tokens_after_probe(tts: dict[str, Any], measured: float, probe_n: int) -> float:
+def tokens_after_probe(tts: dict[str, Any], measured: float, probe_n: int) -> float:
+    """What an option generates after the probe, whose samples it reuses when it can."""
     n = tts.get("n")
     if tts.get("strategy") in _REUSING and isinstance(n, int) and n > 0:
         return measured * max(0, n - probe_n) / n
@@ -44,12 +64,17 @@ def _tokens_after_probe(tts: dict[str, Any], measured: float, probe_n: int) -> f
 
 
 def _pareto(options: list[PolicyOption]) -> list[PolicyOption]:
-    """Options no other beats on accuracy without costing more, cheapest first."""
+    """Options no other beats on expected accuracy without costing more, cheapest first."""
     kept: list[PolicyOption] = []
-    for option in sorted(options, key=lambda o: (o.tokens or 0.0, -(o.accuracy or 0.0))):
-        if not kept or (option.accuracy or 0.0) > (kept[-1].accuracy or 0.0):
+    for option in sorted(options, key=lambda o: (o.tokens or 0.0, -o.expected_accuracy)):
+        if not kept or option.expected_accuracy > kept[-1].expected_accuracy:
             kept.append(option)
     return kept
+
+
+def option_tts(label: str, config_rows: Sequence[dict[str, Any]], probe_n: int) -> dict[str, Any]:
+    """The `tts` a configuration's rows stand for in a table (the probe answers with its vote)."""
+    return probe_option_tts(probe_n) if label == PROBE_LABEL else dict(config_rows[0]["tts"])
 
 
 def fit_policy(
@@ -59,8 +84,12 @@ def fit_policy(
     budget: int | None = None,
     name: str = "calibrated",
     source: dict[str, Any] | None = None,
+    prior_strength: float = DEFAULT_PRIOR_STRENGTH,
 ) -> PolicyTable:
-    """A table with `base`'s probe and bins, and options measured on `rows`."""
+    """A table with `base`'s probe and bins, and options measured on `rows`.
+
+    `prior_strength` 0 ranks options by each bin's raw measurement.
+    """
     difficulty = {
         r["problem_id"]: r["difficulty"]
         for r in rows
@@ -75,6 +104,10 @@ def fit_policy(
     if len(by_config) < 2:
         raise CalibrationError("no candidate configurations besides the probe")
     probe_n = base.probe.n
+    overall = {
+        label: sum(bool(r["correct"]) for r in config_rows) / len(config_rows)
+        for label, config_rows in by_config.items()
+    }
     # Binned exactly as the server bins a request.
     by_bin: dict[str, set[str]] = {}
     for problem, d in difficulty.items():
@@ -90,11 +123,20 @@ def fit_policy(
             inside = [r for r in config_rows if r["problem_id"] in members]
             if not inside:
                 continue
-            tts = probe_option_tts(probe_n) if label == PROBE_LABEL else inside[0]["tts"]
+            tts = option_tts(label, inside, probe_n)
             measured = sum(r["generated_tokens"] for r in inside) / len(inside)
-            tokens = 0.0 if label == PROBE_LABEL else _tokens_after_probe(tts, measured, probe_n)
-            accuracy = sum(bool(r["correct"]) for r in inside) / len(inside)
-            options.append(PolicyOption(tts=tts, accuracy=accuracy, tokens=round(tokens, 1)))
+            tokens = 0.0 if label == PROBE_LABEL else tokens_after_probe(tts, measured, probe_n)
+            correct = sum(bool(r["correct"]) for r in inside)
+            estimate = shrunk_rate(correct, len(inside), overall[label], prior_strength)
+            options.append(
+                PolicyOption(
+                    tts=tts,
+                    accuracy=round(correct / len(inside), 4),
+                    tokens=round(tokens, 1),
+                    estimate=round(estimate, 4),
+                    interval=tuple(round(x, 4) for x in wilson_interval(correct, len(inside))),
+                )
+            )
         if budget is not None:
             options = [o for o in options if (o.tokens or 0.0) <= budget] or options
         bins.append(
@@ -114,6 +156,7 @@ def fit_policy(
         calibration={
             **(source or {}),
             "problems": len(difficulty),
+            "prior_strength": prior_strength,
             "candidates": sorted(set(by_config) - {PROBE_LABEL}),
             "fitted": dt.date.today().isoformat(),
         },

@@ -58,6 +58,16 @@ def _budgets(text: str) -> list[int | None]:
     return values
 
 
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers: {text!r}") from None
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"seeds repeat: {text!r}")
+    return seeds
+
+
 def _config(text: str) -> EvalConfig:
     try:
         return parse_config(text)
@@ -105,6 +115,13 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     server.add_argument("--max-tokens", type=int, default=256, help="Completion length.")
     server.add_argument("--temperature", type=float, default=0.8, help="For sampling strategies.")
     server.add_argument("--no-progress", action="store_true", help="No progress bar.")
+    server.add_argument(
+        "--seeds",
+        type=_seeds,
+        default=(None,),
+        help="Comma-separated request seeds; every configuration answers each problem once per "
+        "seed (default: once, unseeded).",
+    )
 
 
 def add_commands(commands: Any) -> None:
@@ -134,6 +151,20 @@ def add_commands(commands: Any) -> None:
         "--budget", type=int, default=None, help="Token budget options are chosen within."
     )
     calibrate.add_argument("--name", default="calibrated", help="The table's name.")
+    calibrate.add_argument(
+        "--prior-strength",
+        type=float,
+        default=None,
+        help="Problems' worth of weight each bin gives an option's accuracy over all bins "
+        "(0: trust each bin's own measurement; default 8).",
+    )
+    calibrate.add_argument(
+        "--folds",
+        type=int,
+        default=0,
+        help="Also cross-validate the fitted policy against the best fixed option on K folds "
+        "of held-out problems (K >= 2).",
+    )
     calibrate.add_argument(
         "--results",
         type=Path,
@@ -195,6 +226,7 @@ def _eval_settings(args: argparse.Namespace, base_url: str) -> EvalSettings:
         temperature=args.temperature,
         instruction=args.instruction,
         system=args.system,
+        seeds=args.seeds,
     )
 
 
@@ -232,9 +264,17 @@ def _eval(args: argparse.Namespace) -> int:
 def _calibrate(args: argparse.Namespace) -> int:
     from ponder.strategies.policy import PolicyError, default_policy, load_policy
 
-    from .calibration import PROBE_LABEL, PROBE_TTS, CalibrationError, fit_policy
+    from .calibration import (
+        DEFAULT_PRIOR_STRENGTH,
+        PROBE_LABEL,
+        PROBE_TTS,
+        CalibrationError,
+        fit_policy,
+    )
     from .evaluation import read_results
 
+    if args.prior_strength is None:
+        args.prior_strength = DEFAULT_PRIOR_STRENGTH
     try:
         base = default_policy() if args.base_table is None else load_policy(args.base_table)
     except PolicyError as exc:
@@ -252,10 +292,19 @@ def _calibrate(args: argparse.Namespace) -> int:
         write_results(rows, results)
         source = {"datasets": args.dataset, "results": str(results)}
     try:
-        table = fit_policy(rows, base, budget=args.budget, name=args.name, source=source)
+        table = fit_policy(
+            rows,
+            base,
+            budget=args.budget,
+            name=args.name,
+            source=source,
+            prior_strength=args.prior_strength,
+        )
     except CalibrationError as exc:
         raise SystemExit(str(exc)) from None
     _write_atomically(args.output, table.model_dump_json(indent=2, exclude_none=True) + "\n")
+    if args.folds:
+        _report_cross_validation(rows, base, args)
     for b in table.bins:
         best = b.choose(table.budget)
         sys.stdout.write(
@@ -264,6 +313,25 @@ def _calibrate(args: argparse.Namespace) -> int:
         )
     sys.stdout.write(f"policy table written to {args.output}\n")
     return 0
+
+
+def _report_cross_validation(
+    rows: Sequence[dict[str, Any]], base: Any, args: argparse.Namespace
+) -> None:
+    from .calibration import CalibrationError
+    from .cross_validation import cross_validate
+
+    try:
+        result = cross_validate(
+            rows, base, folds=args.folds, budget=args.budget, prior_strength=args.prior_strength
+        )
+    except CalibrationError as exc:
+        raise SystemExit(str(exc)) from None
+    sys.stdout.write(
+        f"{result.folds}-fold cross-validation on held-out problems:\n"
+        f"  {result.policy.line()}\n  {result.best_fixed.line()} "
+        f"(chosen per fold: {', '.join(result.fixed_choices)})\n"
+    )
 
 
 def _write_atomically(path: Path, text: str) -> None:

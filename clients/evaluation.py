@@ -82,6 +82,9 @@ class EvalSettings:
     instruction: str = ""
     system: str | None = None
     timeout_s: float = 900.0
+    # Each configuration answers every problem once per seed (the request's `seed`); None
+    # leaves sampling unseeded.
+    seeds: tuple[int | None, ...] = (None,)
     extra_body: dict[str, Any] = field(default_factory=dict)
 
 
@@ -91,7 +94,9 @@ def _messages(problem: Problem, s: EvalSettings) -> list[dict[str, str]]:
     return [*system, {"role": "user", "content": content}]
 
 
-def _body(problem: Problem, config: EvalConfig, model: str, s: EvalSettings) -> dict[str, Any]:
+def _body(
+    problem: Problem, config: EvalConfig, model: str, s: EvalSettings, seed: int | None = None
+) -> dict[str, Any]:
     tts = dict(config.tts)
     if config.budget is not None:
         tts["budget"] = {**tts.get("budget", {}), "max_tokens": config.budget}
@@ -101,6 +106,7 @@ def _body(problem: Problem, config: EvalConfig, model: str, s: EvalSettings) -> 
         "messages": _messages(problem, s),
         "max_completion_tokens": s.max_tokens,
         "temperature": 0.0 if greedy else s.temperature,
+        **({} if seed is None else {"seed": seed}),
         **s.extra_body,
         "tts": tts,
     }
@@ -123,10 +129,16 @@ async def _post(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, An
 
 
 async def _one(
-    client: httpx.AsyncClient, problem: Problem, config: EvalConfig, model: str, s: EvalSettings
+    client: httpx.AsyncClient,
+    problem: Problem,
+    config: EvalConfig,
+    model: str,
+    s: EvalSettings,
+    seed: int | None = None,
 ) -> dict[str, Any]:
     row: dict[str, Any] = {
         "problem_id": problem.id,
+        "seed": seed,
         "config": config.key,
         "label": config.label,
         "line": config.line,
@@ -137,7 +149,7 @@ async def _one(
     }
     started = time.perf_counter()
     try:
-        data = await _post(client, _body(problem, config, model, s))
+        data = await _post(client, _body(problem, config, model, s, seed))
     except (httpx.HTTPError, RuntimeError) as exc:
         row.update(answer=None, correct=False, generated_tokens=0, verifier_tokens=0)
         row.update(wall_s=time.perf_counter() - started, error=str(exc) or type(exc).__name__)
@@ -175,7 +187,7 @@ async def run_eval(
     progress: bool = True,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> list[dict[str, Any]]:
-    """One result row per (configuration, problem), in that order.
+    """One result row per (configuration, seed, problem), in that order.
 
     `transport` replaces the network (tests pass an ASGI transport to an app in process).
     """
@@ -192,16 +204,17 @@ async def run_eval(
     ) as client:
         model = settings.model or await _served_model(client)
         gate = asyncio.Semaphore(settings.concurrency)
-        bar = tqdm(total=len(problems) * len(configs), desc="ponder eval", disable=not progress)
+        runs = [(p, c, seed) for c in configs for seed in settings.seeds for p in problems]
+        bar = tqdm(total=len(runs), desc="ponder eval", disable=not progress)
 
-        async def guarded(problem: Problem, config: EvalConfig) -> dict[str, Any]:
+        async def guarded(problem: Problem, config: EvalConfig, seed: int | None) -> dict[str, Any]:
             async with gate:
-                row = await _one(client, problem, config, model, settings)
+                row = await _one(client, problem, config, model, settings, seed)
             bar.update(1)
             return row
 
         try:
-            rows = await asyncio.gather(*(guarded(p, c) for c in configs for p in problems))
+            rows = await asyncio.gather(*(guarded(*run) for run in runs))
         finally:
             bar.close()
     failed = sum(1 for r in rows if r["error"])

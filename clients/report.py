@@ -2,7 +2,8 @@
 
 The plot puts accuracy against mean generated tokens, one line per strategy (configurations whose
 labels share the part before `@`, or one configuration at several budgets), which is the
-trade-off a user weighs before trusting a strategy with their traffic.
+trade-off a user weighs before trusting a strategy with their traffic. Every accuracy carries its
+95 % Wilson interval (over all problems and seeds of a configuration), drawn as error bars.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from .statistics import format_interval, wilson_interval
 
 __all__ = ["markdown_table", "plot_accuracy", "summarize"]
 
@@ -22,13 +25,19 @@ def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     summary = []
     for key, group in groups.items():
         n = len(group)
+        correct = sum(bool(r["correct"]) for r in group)
+        low, high = wilson_interval(correct, n)
         summary.append(
             {
                 "config": key,
                 "line": group[0]["line"],
                 "budget": group[0]["budget"],
-                "problems": n,
-                "accuracy": sum(bool(r["correct"]) for r in group) / n,
+                "problems": len({r["problem_id"] for r in group}),
+                "seeds": len({r.get("seed") for r in group}),
+                "accuracy": correct / n,
+                "accuracy_low": low,
+                "accuracy_high": high,
+                "seed_accuracies": _seed_accuracies(group),
                 "generated_tokens": sum(r["generated_tokens"] for r in group) / n,
                 "verifier_tokens": sum(r["verifier_tokens"] for r in group) / n,
                 "wall_s": sum(r["wall_s"] for r in group) / n,
@@ -38,15 +47,26 @@ def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return summary
 
 
+def _seed_accuracies(group: Sequence[dict[str, Any]]) -> list[float]:
+    """Accuracy per seed, in seed order (one entry for a run without seeds)."""
+    by_seed: dict[Any, list[bool]] = {}
+    for r in group:
+        by_seed.setdefault(r.get("seed"), []).append(bool(r["correct"]))
+    order = sorted(by_seed, key=lambda s: (s is None, s if s is not None else 0))
+    return [sum(by_seed[s]) / len(by_seed[s]) for s in order]
+
+
 def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
     lines = [
-        "| configuration | problems | accuracy | generated tokens | verifier tokens | wall s "
-        "| errors |",
-        "|---|---|---|---|---|---|---|",
+        "| configuration | problems | seeds | accuracy | 95 % interval | accuracy per seed "
+        "| generated tokens | verifier tokens | wall s | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summary:
+        per_seed = " / ".join(f"{a:.0%}" for a in s["seed_accuracies"])
         lines.append(
-            f"| {s['config']} | {s['problems']} | {s['accuracy']:.1%} | "
+            f"| {s['config']} | {s['problems']} | {s['seeds']} | {s['accuracy']:.1%} | "
+            f"{format_interval(s['accuracy_low'], s['accuracy_high'])} | {per_seed} | "
             f"{s['generated_tokens']:.0f} | {s['verifier_tokens']:.0f} | {s['wall_s']:.2f} | "
             f"{s['errors']} |"
         )
@@ -54,7 +74,8 @@ def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
 
 
 def plot_accuracy(summary: Sequence[dict[str, Any]], path: Path, title: str = "") -> None:
-    """Accuracy against mean generated tokens, one line per strategy, saved as a PNG."""
+    """Accuracy (with its interval) against mean generated tokens, one line per strategy, as a
+    PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -66,10 +87,16 @@ def plot_accuracy(summary: Sequence[dict[str, Any]], path: Path, title: str = ""
     figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
     for name, points in lines.items():
         points = sorted(points, key=lambda p: p["generated_tokens"])
-        axes.plot(
+        accuracy = [100 * p["accuracy"] for p in points]
+        axes.errorbar(
             [p["generated_tokens"] for p in points],
-            [100 * p["accuracy"] for p in points],
+            accuracy,
+            yerr=[
+                [a - 100 * p["accuracy_low"] for a, p in zip(accuracy, points, strict=True)],
+                [100 * p["accuracy_high"] - a for a, p in zip(accuracy, points, strict=True)],
+            ],
             marker="o",
+            capsize=3,
             label=name,
         )
     axes.set_xlabel("mean generated tokens per problem")

@@ -14,7 +14,15 @@ from ponder.core.answers import Tally
 from ponder.core.engine import GeneratedSequence
 from ponder.core.errors import StrategyInputError
 
-__all__ = ["ESTIMATORS", "Estimator", "Probe", "agreement", "estimator", "verifier_score"]
+__all__ = [
+    "ESTIMATORS",
+    "Estimator",
+    "Probe",
+    "agreement",
+    "estimator",
+    "verifier_best",
+    "verifier_score",
+]
 
 
 @dataclass(frozen=True)
@@ -48,7 +56,24 @@ def verifier_score(probe: Probe) -> float:
     return 1.0 - sum(s or 0.0 for s in probe.scores) / len(probe.scores)
 
 
-ESTIMATORS: dict[str, Estimator] = {"agreement": agreement, "verifier": verifier_score}
+def verifier_best(probe: Probe) -> float:
+    """One minus the best verifier score in the probe.
+
+    With a verifier that nearly knows the answer (the arithmetic checker), a question is easy
+    exactly when some probe sample already scores high, since best-of-N then only has to pick
+    it; the mean score (`verifier`) instead calls a question hard when most samples are wrong
+    even though one is right. Unscored samples count as 0.
+    """
+    if not probe.scores:
+        return 1.0
+    return 1.0 - max(s or 0.0 for s in probe.scores)
+
+
+ESTIMATORS: dict[str, Estimator] = {
+    "agreement": agreement,
+    "verifier": verifier_score,
+    "verifier_best": verifier_best,
+}
 
 
 def estimator(name: str) -> Estimator:

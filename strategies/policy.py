@@ -70,10 +70,27 @@ class PolicyOption(BaseModel):
     tokens: float | None = Field(
         None, ge=0, description="Mean generated tokens per question measured in calibration."
     )
+    estimate: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Accuracy expected at run time: the bin's measurement shrunk toward the "
+        "option's accuracy over all bins (a small bin says little); chosen by when present.",
+    )
+    interval: tuple[float, float] | None = Field(
+        None, description="95 % Wilson interval of the measured accuracy."
+    )
 
     @property
     def strategy(self) -> str:
         return str(self.tts.get("strategy", "none"))
+
+    @property
+    def expected_accuracy(self) -> float:
+        """What options are ranked by: the estimate, else the measurement, else 0."""
+        if self.estimate is not None:
+            return self.estimate
+        return self.accuracy or 0.0
 
 
 class PolicyBin(BaseModel):
@@ -97,7 +114,7 @@ class PolicyBin(BaseModel):
         ]
         if not fitting:
             return min(self.options, key=lambda o: o.tokens or 0.0)
-        return max(fitting, key=lambda o: (o.accuracy or 0.0, -(o.tokens or 0.0)))
+        return max(fitting, key=lambda o: (o.expected_accuracy, -(o.tokens or 0.0)))
 
 
 class PolicyTable(BaseModel):

@@ -45,7 +45,7 @@ RESULTS = [
 
 
 def test_each_bin_gets_its_pareto_options_and_the_best_is_chosen() -> None:
-    table = fit_policy(RESULTS, BASE, name="fitted")
+    table = fit_policy(RESULTS, BASE, name="fitted", prior_strength=0)
     easy, medium, hard, hopeless = table.bins
     # Easy: the probe's own vote is as accurate as anything and costs nothing more.
     assert [o.tts for o in easy.options] == [{"strategy": "self_consistency", "n": 4}]
@@ -67,7 +67,7 @@ def test_each_bin_gets_its_pareto_options_and_the_best_is_chosen() -> None:
 
 
 def test_a_budget_keeps_only_options_within_it() -> None:
-    table = fit_policy(RESULTS, BASE, budget=30)
+    table = fit_policy(RESULTS, BASE, budget=30, prior_strength=0)
     assert table.budget == 30
     assert [o.tokens for o in table.bins[1].options] == [0.0]
 
@@ -77,7 +77,7 @@ def test_ties_go_to_the_cheaper_option() -> None:
         *rows(PROBE_LABEL, PROBE_TTS, {"p3"}, 40),
         *rows("sc@8", SC8, {"p3"}, 80),
     ]
-    assert fit_policy(results, BASE).bins[1].choose(None).tokens == 0.0
+    assert fit_policy(results, BASE, prior_strength=0).bins[1].choose(None).tokens == 0.0
 
 
 def test_failed_probe_rows_do_not_place_a_problem() -> None:
@@ -94,3 +94,17 @@ def test_calibration_needs_the_probe_and_a_candidate() -> None:
         fit_policy(rows("sc@8", SC8, set(), 80), BASE)
     with pytest.raises(CalibrationError, match="no candidate"):
         fit_policy(rows(PROBE_LABEL, PROBE_TTS, set(), 40), BASE)
+
+
+def test_a_bin_with_little_evidence_keeps_the_globally_best_option() -> None:
+    # sc@8 wins overall (4 of 6); in the two-problem hard bin best-of-N happened to win once.
+    table = fit_policy(RESULTS, BASE, prior_strength=8)
+    hard = table.bins[2]
+    assert hard.choose(None).tts == SC8
+    chosen = hard.choose(None)
+    assert chosen.accuracy == 0.0 and chosen.estimate == pytest.approx((0 + 8 * 4 / 6) / 10, 1e-3)
+    assert chosen.interval is not None and chosen.interval[0] == 0.0 and chosen.interval[1] < 1
+    assert table.calibration["prior_strength"] == 8
+    # Enough evidence in a bin still departs from the global choice.
+    many = [{**r, "problem_id": f"{r['problem_id']}-{i}"} for i in range(20) for r in RESULTS]
+    assert fit_policy(many, BASE, prior_strength=8).bins[2].choose(None).tts == BON8

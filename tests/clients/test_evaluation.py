@@ -30,7 +30,11 @@ def problem(pid: str, answer: str) -> Problem:
 
 
 async def evaluate(
-    engine: ScriptedEngine, configs: list[EvalConfig], concurrency: int = 1, **settings: Any
+    engine: ScriptedEngine,
+    configs: list[EvalConfig],
+    concurrency: int = 1,
+    seeds: tuple[int | None, ...] = (None,),
+    **settings: Any,
 ) -> list:
     app = create_app(
         Settings(**settings), engine=engine, verifiers=load_configured_verifiers(engine)
@@ -40,7 +44,7 @@ async def evaluate(
         return await run_eval(
             [problem("p1", "5"), problem("p2", "7")],
             configs,
-            EvalSettings(base_url="http://ponder", concurrency=concurrency),
+            EvalSettings(base_url="http://ponder", concurrency=concurrency, seeds=seeds),
             progress=False,
             transport=transport,
         )
@@ -67,6 +71,23 @@ async def test_rows_per_config_and_problem_with_answers_checked_and_tokens_count
     sc_calls = [c for c in engine.calls if c.n == 3]
     assert len(sc_calls) == 2 and all(c.options.temperature == 0.8 for c in sc_calls)
     assert [c.options.temperature for c in engine.calls if c.n == 1] == [0.0, 0.0]
+
+
+async def test_each_seed_answers_every_problem_and_reaches_the_engine() -> None:
+    engine = ScriptedEngine(texts=["5", "7", "5", "8"])
+    rows = await evaluate(engine, [EvalConfig("sc@1", {"strategy": "self_consistency", "n": 1})],
+                          seeds=(3, 4))  # fmt: skip
+    assert [(r["seed"], r["problem_id"], r["correct"]) for r in rows] == [
+        (3, "p1", True),
+        (3, "p2", True),
+        (4, "p1", True),
+        (4, "p2", False),
+    ]
+    assert sorted(c.options.seed or 0 for c in engine.calls) == [3, 3, 4, 4]
+    summary = summarize(rows)[0]
+    assert summary["problems"] == 2 and summary["seeds"] == 2
+    assert summary["accuracy"] == 0.75 and summary["seed_accuracies"] == [1.0, 0.5]
+    assert summary["accuracy_low"] < 0.75 < summary["accuracy_high"]
 
 
 async def test_a_refused_request_is_a_wrong_row_with_its_error() -> None:
@@ -123,7 +144,7 @@ def test_results_summary_table_and_plot(tmp_path: Path) -> None:
         ("none", 0.0, 10.0),
     ]
     table = markdown_table(summary)
-    assert "| sc@8 | 2 | 100.0% | 100 | 0 | 1.00 | 0 |" in table
+    assert "| sc@8 | 2 | 1 | 100.0% | 34%-100% | 100% | 100 | 0 | 1.00 | 0 |" in table
     plot_accuracy(summary, tmp_path / "accuracy.png")
     from PIL import Image
 

@@ -3,7 +3,7 @@ import pytest
 from ponder.core.errors import StrategyInputError
 from ponder.strategies.budget import BudgetParams
 from ponder.strategies.compute_optimal import ComputeOptimal, ComputeOptimalParams
-from ponder.strategies.difficulty import Probe, agreement, verifier_score
+from ponder.strategies.difficulty import Probe, agreement, verifier_best, verifier_score
 from ponder.strategies.policy import PolicyTable
 from tests.scripted import ScriptedEngine
 from tests.strategies.helpers import generation_calls, make_context
@@ -174,3 +174,7 @@ def test_estimators() -> None:
     assert agreement(Probe(seqs, votes)) == 0.5
     assert agreement(Probe((), tally([]))) == 1.0
     assert verifier_score(Probe(seqs, votes, (1.0, 0.5, None, 0.5))) == 0.5
+    # One sample the verifier trusts makes the question easy for best-of-N.
+    assert verifier_best(Probe(seqs, votes, (0.0, 0.9, None, 0.0))) == pytest.approx(0.1)
+    assert verifier_best(Probe(seqs, votes, (None, None, None, None))) == 1.0
+    assert verifier_best(Probe(seqs, votes)) == 1.0
