@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .datasets import DatasetError, Problem, load_dataset
-from .evaluation import EvalConfig, EvalSettings, parse_config, run_eval, write_results
+from .runner import EvalConfig, EvalSettings, parse_config, run_eval, write_results
 
 __all__ = ["add_commands"]
 
@@ -233,7 +233,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     from ponder.strategies.policy import PolicyError, default_policy, load_policy
 
     from .calibration import PROBE_LABEL, PROBE_TTS, CalibrationError, fit_policy
-    from .evaluation import read_results
+    from .runner import read_results
 
     try:
         base = default_policy() if args.base_table is None else load_policy(args.base_table)
