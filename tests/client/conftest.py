@@ -1,0 +1,60 @@
+"""The real app in process on the scripted engine, for the client's tests (sync and async)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from ponder.server.app import create_app
+from ponder.server.settings import Settings
+from ponder.verifiers.loading import load_configured_verifiers
+from ponder_client import AsyncPonder, Ponder
+from tests.scripted import ScriptedEngine
+
+MODEL = "scripted-model"
+BASE = "http://testserver"
+
+
+ANSWER = "2 + 3 = 5.\n\nThe answer is 5."
+
+
+def answers(prompt: str, n: int) -> list[str]:
+    return [ANSWER] * n
+
+
+def scripted_engine() -> ScriptedEngine:
+    """Answers every prompt (strategy, judge or step) so that every strategy runs to the end."""
+    return ScriptedEngine(
+        texts=[ANSWER] * 16,  # what token streams (`none`) hand out
+        responder=answers,
+        judge=lambda _: 0.6,
+        next_tokens=lambda ids: [(ord("5"), -0.01), (0, -5.0)],
+    )
+
+
+def app(**settings: Any) -> Any:
+    engine = scripted_engine()
+    return create_app(
+        Settings(**settings), engine=engine, verifiers=load_configured_verifiers(engine)
+    )
+
+
+@pytest.fixture
+def ponder() -> Iterator[Ponder]:
+    """The sync client on the app through Starlette's test transport (no retries: tests that
+    retry bring their own transport)."""
+    with TestClient(app()) as http:
+        yield Ponder(BASE, http_client=http, max_retries=0)
+
+
+@pytest.fixture
+async def async_ponder() -> AsyncIterator[AsyncPonder]:
+    served = app()
+    async with served.router.lifespan_context(served):
+        transport = httpx.ASGITransport(app=served)
+        async with httpx.AsyncClient(transport=transport) as http:
+            yield AsyncPonder(BASE, http_client=http, max_retries=0)
