@@ -7,12 +7,12 @@ from typing import Any
 
 import httpx
 import pytest
+from ponder_client import AsyncPonder, Ponder
 from starlette.testclient import TestClient
 
 from ponder.server.app import create_app
 from ponder.server.settings import Settings
 from ponder.verifiers.loading import load_configured_verifiers
-from ponder_client import AsyncPonder, Ponder
 from tests.scripted import ScriptedEngine
 
 MODEL = "scripted-model"

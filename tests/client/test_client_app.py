@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import pytest
 from openai import OpenAI
-from starlette.testclient import TestClient
-
 from ponder_client import (
     AsyncPonder,
     AuthenticationError,
@@ -21,6 +19,8 @@ from ponder_client import (
     tts_of,
 )
 from ponder_client.options import STRATEGY_OPTIONS
+from starlette.testclient import TestClient
+
 from tests.client.conftest import BASE, MODEL, app
 
 QUESTION = "What is 2 + 3?"

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ponder_client import Ponder, models
+from ponder_client.options import STRATEGY_OPTIONS, CustomStrategy
 from pydantic import BaseModel
 
 from ponder.server.app import create_app
 from ponder.server.settings import Settings
-from ponder_client import Ponder, models
-from ponder_client.options import STRATEGY_OPTIONS, CustomStrategy
 
 
 def _resolve(schema: Any, defs: dict[str, Any]) -> Any:
