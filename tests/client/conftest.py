@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -43,12 +43,17 @@ def app(**settings: Any) -> Any:
     )
 
 
+def ponder_on(http: TestClient, **options: Any) -> Ponder:
+    """The sync client on an app through Starlette's test client, which is an `httpx2.Client`
+    (httpx's API in another package)."""
+    return Ponder(BASE, http_client=cast(httpx.Client, http), **options)
+
+
 @pytest.fixture
 def ponder() -> Iterator[Ponder]:
-    """The sync client on the app through Starlette's test transport (no retries: tests that
-    retry bring their own transport)."""
+    """The sync client on the app (no retries: tests that retry bring their own transport)."""
     with TestClient(app()) as http:
-        yield Ponder(BASE, http_client=http, max_retries=0)
+        yield ponder_on(http, max_retries=0)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from ponder_client.display import PlainDisplay, RichDisplay
 from starlette.testclient import TestClient
 
 from ponder.server.cli import build_parser
-from tests.client.conftest import BASE, app
+from tests.client.conftest import app, ponder_on
 from tests.client.test_transport import PROGRESS, REPLY
 
 
@@ -48,7 +48,7 @@ def run_plain(ponder: Ponder, argv: list[str]) -> tuple[int, str, str]:
 
 def test_plain_ask_streams_the_answer_then_the_summary_and_the_tree() -> None:
     with TestClient(app()) as http:
-        ponder = Ponder(BASE, http_client=http)
+        ponder = ponder_on(http)
         argv = ["What is 2 + 3?", "--strategy", "prm_beam_search", "-n", "2"]
         status, out, _ = run_plain(ponder, [*argv, "--param", "beam_width=2", "--trace"])
         assert status == 0
@@ -81,6 +81,6 @@ def test_the_rich_display_draws_the_tree() -> None:
         display = RichDisplay()
         display.console = Console(file=io.StringIO(), width=120)
         argv = ["What is 2 + 3?", "--strategy", "mcts", "--param", "simulations=2", "--trace"]
-        assert ask_with(Ponder(BASE, http_client=http), parse_ask(argv), display) == 0
+        assert ask_with(ponder_on(http), parse_ask(argv), display) == 0
         shown = display.console.file.getvalue()  # type: ignore[attr-defined]
         assert "2 + 3 = 5." in shown and "search tree (" in shown and "visits" in shown

@@ -11,6 +11,7 @@ from ponder_client import (
     BadRequestError,
     BestOfN,
     ChatCompletionChunk,
+    CompletionChunk,
     NotFoundError,
     Ponder,
     ProgressChunk,
@@ -21,7 +22,7 @@ from ponder_client import (
 from ponder_client.options import STRATEGY_OPTIONS
 from starlette.testclient import TestClient
 
-from tests.client.conftest import BASE, MODEL, app
+from tests.client.conftest import BASE, MODEL, app, ponder_on
 
 QUESTION = "What is 2 + 3?"
 
@@ -57,7 +58,10 @@ def test_completions_and_listings(ponder: Ponder) -> None:
     completion = ponder.complete("2 + 3 =", strategy="best_of_n", max_tokens=16)
     assert completion.choices[0].text and completion.tts.strategy == "best_of_n"
     streamed = list(ponder.stream_complete("2 + 3 =", max_tokens=16))
-    assert "".join(c.text for c in streamed) == "2 + 3 = 5.\n\nThe answer is 5."[:16]
+    assert (
+        "".join(c.text for c in streamed if isinstance(c, CompletionChunk))
+        == "2 + 3 = 5.\n\nThe answer is 5."[:16]
+    )
     assert ponder.models() == [MODEL] and ponder.model == MODEL
     listing = ponder.strategies()
     assert {v.name for v in listing.verifiers} >= {"self_judge", "arithmetic"}
@@ -83,10 +87,10 @@ def test_errors_are_typed_with_status_and_param(ponder: Ponder) -> None:
 def test_the_api_key_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     with TestClient(app(api_key="sesame")) as http:
         with pytest.raises(AuthenticationError) as refused:
-            Ponder(BASE, http_client=http, api_key="wrong").models()
+            ponder_on(http, api_key="wrong").models()
         assert refused.value.status == 401
         monkeypatch.setenv("PONDER_API_KEY", "sesame")
-        assert Ponder(BASE, http_client=http).models() == [MODEL]
+        assert ponder_on(http).models() == [MODEL]
 
 
 async def test_async_client_chat_stream_and_errors(async_ponder: AsyncPonder) -> None:

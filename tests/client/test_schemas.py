@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ponder_client import Ponder, models
-from ponder_client.options import STRATEGY_OPTIONS, CustomStrategy
+from ponder_client.options import STRATEGY_OPTIONS, CustomStrategy, PrmBeamSearch
 from pydantic import BaseModel
 
 from ponder.server.app import create_app
@@ -55,7 +55,7 @@ def test_every_strategy_the_server_lists_has_typed_options_with_its_schema(
 
 
 def test_options_send_only_what_was_set_and_unknown_strategies_pass_through() -> None:
-    options = STRATEGY_OPTIONS["prm_beam_search"](n=8, verifier="arithmetic")
+    options = PrmBeamSearch(n=8, verifier="arithmetic")
     assert options.to_tts() == {"strategy": "prm_beam_search", "n": 8, "verifier": "arithmetic"}
     custom = CustomStrategy(strategy="future_search", width=3)
     assert custom.to_tts() == {"strategy": "future_search", "width": 3}
