@@ -14,7 +14,7 @@ from ponder_client.display import PlainDisplay, RichDisplay
 from starlette.testclient import TestClient
 
 from ponder.server.cli import build_parser
-from tests.client.conftest import app, ponder_on
+from tests.client.conftest import BASE, app, ponder_on
 from tests.client.test_transport import PROGRESS, REPLY
 
 
