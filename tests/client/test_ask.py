@@ -3,19 +3,23 @@ and search tree, on the app (scripted engine) and on a scripted stream with prog
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
+from pathlib import Path
 
 import httpx
 import pytest
+import tomllib
 from ponder_client import MCTS, CustomStrategy, Ponder, PrmBeamSearch
-from ponder_client.cli import UsageError, add_commands, ask_with, parse_ask, strategy_options
+from ponder_client.cli import UsageError, add_commands, ask, ask_with, parse_ask, strategy_options
 from ponder_client.display import PlainDisplay, RichDisplay
 from starlette.testclient import TestClient
 
-from ponder.server.cli import build_parser
 from tests.client.conftest import BASE, app, ponder_on
 from tests.client.test_transport import PROGRESS, REPLY
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_flags_become_the_strategys_typed_options() -> None:
@@ -32,12 +36,19 @@ def test_flags_become_the_strategys_typed_options() -> None:
     assert other == CustomStrategy(strategy="future", k=3)
 
 
-def test_ask_joins_a_ponder_command_set() -> None:
-    parser = build_parser()
-    commands = next(a for a in parser._actions if a.dest == "command")
-    add_commands(commands)  # what the entry point does when the client is installed
+def test_ask_joins_the_ponder_command_through_the_entry_point(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("PONDER_BASE_URL", raising=False)
+    declared = tomllib.loads((ROOT / "client" / "pyproject.toml").read_text())
+    entry = declared["project"]["entry-points"]["ponder.commands"]["ask"]
+    assert entry == "ponder_client.cli:add_commands"
+    # What `ponder`'s parser does with it (server/cli.py), on a command set of its own.
+    parser = argparse.ArgumentParser(prog="ponder")
+    add_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["ask", "What is 17 * 23?", "--strategy", "best_of_n", "-n", "3"])
-    assert args.question == "What is 17 * 23?" and args.n == 3 and args.server
+    assert args.handler is ask and args.question == "What is 17 * 23?" and args.n == 3
+    assert args.server == "http://127.0.0.1:8000"
 
 
 def run_plain(ponder: Ponder, argv: list[str]) -> tuple[int, str, str]:

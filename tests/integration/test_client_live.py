@@ -76,7 +76,9 @@ async def test_the_async_client_and_typed_errors(server: LiveServer) -> None:
             await ponder.chat(QUESTION, model="no-such-model")
         assert missing.value.param == "model"
         chunks = [c async for c in ponder.stream_chat(QUESTION, max_tokens=8)]
-        assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens <= 8
+        last = chunks[-1]
+        assert isinstance(last, ChatCompletionChunk) and last.usage is not None
+        assert 0 < last.usage.completion_tokens <= 8
 
 
 def test_ponder_ask_plain(server: LiveServer) -> None:
