@@ -36,6 +36,8 @@ def _score(value: Any) -> str:
 
 
 def _node_label(node: dict[str, Any]) -> str:
+    if node.get("parent") is None and not node.get("step"):
+        return f"#{node.get('id')} the question"
     notes = []
     for key in _NOTES:
         value = node.get(key)
