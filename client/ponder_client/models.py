@@ -152,6 +152,8 @@ class TTSProgress(_Open):
     completion_tokens: int
     token_budget: int | None = None
     elapsed_s: float
+    # Which prompt of the request it is about (a legacy completion of a list of prompts).
+    prompt_index: int = 0
 
 
 class ChatCompletionMessage(_Open):
