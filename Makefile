@@ -16,7 +16,8 @@ lint: setup
 	@# mypy cannot follow the editable install's folder mapping (ponder.server -> server/):
 	@# a tree of links under build/ gives it the real import names (pyproject's mypy_path).
 	@mkdir -p build/typing/ponder
-	@for d in server strategies verifiers core clients; do ln -sfn ../../../$$d build/typing/ponder/$$d; done
+	@for d in server strategies verifiers core evaluation; do ln -sfn ../../../$$d build/typing/ponder/$$d; done
+	@ln -sfn ../../client/ponder_client build/typing/ponder_client
 	$(VENV)/bin/mypy
 	PYTHONPATH=build/typing $(VENV)/bin/lint-imports --no-logo
 

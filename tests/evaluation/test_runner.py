@@ -8,8 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
-from ponder.clients.datasets import Problem
-from ponder.clients.evaluation import (
+from ponder.core.answers import equivalent
+from ponder.evaluation.datasets import Problem
+from ponder.evaluation.report import markdown_table, plot_accuracy, summarize
+from ponder.evaluation.runner import (
     EvalConfig,
     EvalSettings,
     parse_config,
@@ -17,8 +19,6 @@ from ponder.clients.evaluation import (
     run_eval,
     write_results,
 )
-from ponder.clients.report import markdown_table, plot_accuracy, summarize
-from ponder.core.answers import equivalent
 from ponder.server.app import create_app
 from ponder.server.settings import Settings
 from ponder.verifiers.loading import load_configured_verifiers

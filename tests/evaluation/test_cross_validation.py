@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from ponder.clients.calibration import PROBE_LABEL, PROBE_TTS, CalibrationError
-from ponder.clients.cross_validation import cross_validate
+from ponder.evaluation.calibration import PROBE_LABEL, PROBE_TTS, CalibrationError
+from ponder.evaluation.cross_validation import cross_validate
 from ponder.strategies.policy import PolicyTable
 
 BASE = PolicyTable.model_validate(

@@ -2,7 +2,7 @@ from typing import Any
 
 import pytest
 
-from ponder.clients.calibration import PROBE_LABEL, PROBE_TTS, CalibrationError, fit_policy
+from ponder.evaluation.calibration import PROBE_LABEL, PROBE_TTS, CalibrationError, fit_policy
 from ponder.strategies.policy import PolicyTable, parse_policy
 
 BASE = PolicyTable.model_validate(

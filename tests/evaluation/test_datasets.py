@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from ponder.clients.datasets import DatasetError, load_dataset
 from ponder.core.answers import equivalent
+from ponder.evaluation.datasets import DatasetError, load_dataset
 
 
 def test_jsonl_problems_are_checked_by_answer_equivalence(tmp_path: Path) -> None:

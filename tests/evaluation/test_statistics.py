@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ponder.clients.statistics import format_interval, shrunk_rate, wilson_interval
+from ponder.evaluation.statistics import format_interval, shrunk_rate, wilson_interval
 
 
 def test_wilson_interval_matches_known_values_and_stays_in_range() -> None:

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from ponder.clients.calibration import PROBE_LABEL, PROBE_TTS
-from ponder.clients.evaluation import write_results
+from ponder.evaluation.calibration import PROBE_LABEL, PROBE_TTS
+from ponder.evaluation.runner import write_results
 from ponder.server.cli import build_parser, main
 from ponder.strategies.policy import load_policy
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .datasets import DatasetError, Problem, load_dataset
-from .evaluation import EvalConfig, EvalSettings, parse_config, run_eval, write_results
+from .runner import EvalConfig, EvalSettings, parse_config, run_eval, write_results
 
 __all__ = ["add_commands"]
 
@@ -271,7 +271,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         CalibrationError,
         fit_policy,
     )
-    from .evaluation import read_results
+    from .runner import read_results
 
     if args.prior_strength is None:
         args.prior_strength = DEFAULT_PRIOR_STRENGTH
