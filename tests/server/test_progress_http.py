@@ -74,7 +74,7 @@ def test_progress_arrives_before_the_answer_and_the_openai_types_parse_it(name: 
         assert chunk.choices == [] and chunk.object == "chat.completion.chunk"
         assert chunk.id == answers[0]["id"] and chunk.model == MODEL
         extra = chunk.model_extra
-        assert extra is not None and PROMISED <= set(extra["tts_progress"])
+        assert extra is not None and set(extra["tts_progress"]) >= PROMISED
         ProgressChunk.model_validate(payload)
     reported = [TTSProgress.model_validate(p["tts_progress"]) for p in progress]
     assert reported[0].step >= 1 and reported[0].completion_tokens >= 1
@@ -161,7 +161,9 @@ def test_a_decided_vote_streams_its_answer_before_the_last_samples_finish() -> N
     with serve(engine, progress_interval_s=0.0) as (client, _):
         events = sse_events(client.post(CHAT, json=body).text)
     data = [e for e in events if e != "[DONE]"]
-    kinds = ["progress" if "tts_progress" in e else "answer" if e["choices"] else "end" for e in data]
+    kinds = [
+        "progress" if "tts_progress" in e else "answer" if e["choices"] else "end" for e in data
+    ]
     # "5" leads 3 to 0 with 3 samples left: not decided; after the 4th ("7") 3 > 1 + 2 is
     # false too; after the 5th, 3 > 1 + 1: decided with one sample still to come.
     steps = [e["tts_progress"]["step"] for e in data if "tts_progress" in e]
