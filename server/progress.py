@@ -12,6 +12,7 @@ settled before it ends) are kept in order and streamed at once.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from typing import Any, Literal
 
@@ -76,14 +77,7 @@ class ProgressFeed:
     def _progress_observer(self, index: int) -> Any:
         def observe(progress: SearchProgress) -> None:
             self._latest[index] = TTSProgress(
-                strategy=progress.strategy,
-                phase=progress.phase,
-                step=progress.step,
-                max_steps=progress.max_steps,
-                candidates_alive=progress.candidates_alive,
-                best_score=progress.best_score,
-                completion_tokens=progress.completion_tokens,
-                token_budget=progress.token_budget,
+                **dataclasses.asdict(progress),
                 elapsed_s=round(time.monotonic() - self.started, 3),
                 prompt_index=index,
             )
