@@ -177,3 +177,22 @@ def test_a_decided_vote_streams_its_answer_before_the_last_samples_finish() -> N
     end = data[-1]
     assert end["usage"]["completion_tokens"] == 6 and end["tts"]["votes"]["5"] == 3.0
     assert end["tts"]["decided"] is True
+
+
+def test_keepalives_keep_their_period_between_progress_chunks() -> None:
+    # Each engine call takes 0.2 s, twice the keep-alive period: comments come while a level
+    # is generated, and progress after each level.
+    engine = search_engine()
+    engine.delay = 0.2
+    tts = {"strategy": "prm_beam_search", "n": 2, "beam_width": 2}
+    with serve(engine, keepalive_s=0.1, progress_interval_s=0.0) as (client, _):
+        lines = client.post(CHAT, json=chat(stream=True, max_tokens=40, tts=tts)).text.splitlines()
+    kinds = [
+        "keepalive" if line == ": keep-alive" else "progress" if "tts_progress" in line else "other"
+        for line in lines
+        if line
+    ]
+    first_progress = kinds.index("progress")
+    assert "keepalive" in kinds[:first_progress]
+    assert "keepalive" in kinds[first_progress:], "keep-alives go on after progress starts"
+    assert kinds.count("progress") >= 2
