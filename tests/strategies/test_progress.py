@@ -168,3 +168,15 @@ async def test_a_streamed_vote_with_a_deadline_samples_in_one_batch() -> None:
     result: StrategyResult = await SelfConsistency(params).run(ctx)
     assert events == [] and "decided" not in result.details
     assert [c.n for c in engine.calls] == [3]
+
+
+async def test_a_streamed_vote_is_held_to_the_token_budget() -> None:
+    strategy, ctx, _ = streamed_vote(["12345678901234", "5"], 4)
+    ctx.budget = make_context(ScriptedEngine(), budget=BudgetParams(max_tokens=10)).budget
+    result = await strategy.run(ctx)
+    # 10 tokens cannot pay for 4 samples of 64: one sample of at most 10 tokens is drawn.
+    call = ctx.engine.calls[0]  # type: ignore[attr-defined]
+    assert call.n == 1 and call.options.max_tokens == 10
+    assert len(result.candidates) == 1 and result.candidates[0].sequence.num_tokens == 10
+    assert ctx.usage.completion_tokens == ctx.budget.tokens_used == 10
+    assert ctx.budget.exhausted == "tokens"
