@@ -31,6 +31,19 @@ SEARCHES = {
 }
 
 
+def streamed(tts: dict[str, Any], max_tokens: int) -> dict[str, Any]:
+    """A streamed chat request with usage and the trace."""
+    return {
+        "model": MODEL,
+        "messages": QUESTION,
+        "max_completion_tokens": max_tokens,
+        "temperature": 0.8,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "tts": {**tts, "return_trace": True},
+    }
+
+
 def timed_stream(server: LiveServer, body: dict[str, Any]) -> list[tuple[float, dict[str, Any]]]:
     """Every `data:` payload of a chat stream with the seconds since the request was sent."""
     events: list[tuple[float, dict[str, Any]]] = []
@@ -48,16 +61,7 @@ def timed_stream(server: LiveServer, body: dict[str, Any]) -> list[tuple[float, 
 def test_progress_chunks_arrive_before_the_first_content_chunk(
     server: LiveServer, strategy: str, record_property: Any
 ) -> None:
-    body = {
-        "model": MODEL,
-        "messages": QUESTION,
-        "max_completion_tokens": 48,
-        "temperature": 0.8,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-        "tts": {"strategy": strategy, **SEARCHES[strategy], "return_trace": True},
-    }
-    events = timed_stream(server, body)
+    events = timed_stream(server, streamed({"strategy": strategy, **SEARCHES[strategy]}, 48))
     chunks = [ChatCompletionChunk.model_validate(payload) for _, payload in events]
     first_content = next(i for i, c in enumerate(chunks) if c.choices)
     progress = [i for i, c in enumerate(chunks) if "tts_progress" in (c.model_extra or {})]
@@ -91,15 +95,7 @@ def test_progress_chunks_arrive_before_the_first_content_chunk(
 def test_a_streamed_vote_counts_every_sample_it_streams(server: LiveServer) -> None:
     generated = "vllm:generation_tokens_total"
     before = server.metric(generated)
-    body = {
-        "model": MODEL,
-        "messages": QUESTION,
-        "max_completion_tokens": 32,
-        "temperature": 0.8,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-        "tts": {"strategy": "self_consistency", "n": 4, "return_trace": True},
-    }
+    body = streamed({"strategy": "self_consistency", "n": 4}, 32)
     chunks = [ChatCompletionChunk.model_validate(p) for _, p in timed_stream(server, body)]
     usage = chunks[-1].usage
     tts = (chunks[-1].model_extra or {})["tts"]
