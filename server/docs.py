@@ -18,6 +18,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 
+from .progress import ProgressChunk
 from .protocol import ChatCompletionRequest, CompletionRequest
 from .routers import require_api_key
 from .settings import Settings
@@ -29,6 +30,8 @@ _BODIES: dict[str, type[BaseModel]] = {
     "/v1/chat/completions": ChatCompletionRequest,
     "/v1/completions": CompletionRequest,
 }
+# Models no route returns whole but that the docs should show: a streamed search's progress.
+_STREAMED: tuple[type[BaseModel], ...] = (ProgressChunk,)
 
 
 def docs_urls(settings: Settings) -> dict[str, Any]:
@@ -53,6 +56,17 @@ def _schema(app: FastAPI) -> dict[str, Any]:
             "content": {
                 "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
             },
+        }
+    for model in _STREAMED:
+        body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(body.pop("$defs", {}))
+        components[model.__name__] = body
+    for path in _BODIES:
+        # A streamed search's events: its progress chunks are documented; the answer chunks
+        # are OpenAI's.
+        content = schema["paths"][path]["post"]["responses"]["200"].setdefault("content", {})
+        content["text/event-stream"] = {
+            "schema": {"$ref": f"#/components/schemas/{ProgressChunk.__name__}"}
         }
     app.openapi_schema = schema
     return schema

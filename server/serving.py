@@ -178,7 +178,13 @@ class Serving:
             if isinstance(strategy, TokenStreaming) and len(prepared.contexts) == 1:
                 chunks = stream_tokens(prepared, strategy, outcomes)
             else:
-                chunks = stream_chosen(prepared, self.run, outcomes, self.settings.keepalive_s)
+                chunks = stream_chosen(
+                    prepared,
+                    self.run,
+                    outcomes,
+                    self.settings.keepalive_s,
+                    self.settings.progress_interval_s,
+                )
             async for chunk in chunks:
                 yield chunk
             if prepared.include_usage:

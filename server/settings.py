@@ -163,6 +163,12 @@ class Settings(BaseSettings):
     keepalive_s: float = Field(
         5.0, gt=0, description="Seconds between SSE keep-alive comments while a search runs."
     )
+    progress_interval_s: float = Field(
+        0.25,
+        ge=0,
+        description="Fewest seconds between a streamed search's progress chunks (the latest "
+        "report is sent; 0 sends every step).",
+    )
     exploration_temperature: float = Field(
         0.7,
         gt=0,

@@ -80,6 +80,7 @@ class BeamSearch(Strategy):
         )
         beams = [_Beam((), 0.0)]
         complete: list[_Beam] = []
+        prompt_len = len(ctx.prompt_token_ids)
         steps = 0
         for _ in range(ctx.options.max_tokens):
             prompts = [ctx.prompt_token_ids + list(b.tokens) for b in beams]
@@ -103,9 +104,11 @@ class BeamSearch(Strategy):
                         extensions.append(extended)
             # Stable: equal log-probs keep the order of their beams and alternatives.
             beams = sorted(extensions, key=lambda b: -b.logprob)[:width]
+            top = max((self._score(b, prompt_len) for b in [*complete, *beams]), default=None)
+            alive = len(beams) + len(complete)
+            ctx.report_progress(self.name, "token", steps, ctx.options.max_tokens, alive, top)
             if not beams:
                 break
-        prompt_len = len(ctx.prompt_token_ids)
         best = sorted([*complete, *beams], key=lambda b: -self._score(b, prompt_len))[:width]
         # Detokenising blocks: off the event loop.
         candidates = await asyncio.to_thread(

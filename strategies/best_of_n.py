@@ -16,6 +16,7 @@ from ponder.core.answers import extract_answer, tally
 
 from .base import RankedCandidate, Strategy, StrategyParams, StrategyResult
 from .context import StrategyContext
+from .progress import best_score
 
 __all__ = ["BestOfN", "BestOfNParams"]
 
@@ -42,8 +43,10 @@ class BestOfN(Strategy):
         verifier = ctx.verifier(self.params.verifier)
         generations = await ctx.sample(self.params.n, options=ctx.options_for(verifier))
         sequences = list(generations[0].sequences) if generations else []
+        ctx.report_progress(self.name, "sample", 1, 2, len(sequences), None)
         scored = await ctx.score(verifier, sequences)
         scores = scored.values
+        ctx.report_progress(self.name, "score", 2, 2, len(sequences), best_score(scores))
         # Unscored candidates (budget) rank last; equal scores keep sampling order.
         ranking = sorted(
             range(len(scores)), key=lambda i: (scores[i] is None, -(scores[i] or 0.0), i)

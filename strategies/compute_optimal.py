@@ -134,6 +134,8 @@ class ComputeOptimal(Strategy):
             scored = await ctx.score(ctx.verifier(spec.verifier, "tts.strategy"), sequences)
             scores = tuple(scored.values)
         probe = Probe(tuple(sequences), votes, scores)
+        best = max(votes.totals.values(), default=0.0) / len(sequences) if sequences else None
+        ctx.report_progress(self.name, "probe", 1, None, len(sequences), best)
         return ReusableSamples(options, list(sequences)), probe
 
     def _probe_result(self, probe: Probe, details: dict[str, Any]) -> StrategyResult:

@@ -9,10 +9,17 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ponder.core.engine import Engine, GeneratedSequence, Generation, SamplingOptions
+from ponder.core.engine import (
+    Engine,
+    GeneratedSequence,
+    Generation,
+    SamplingOptions,
+    StreamDelta,
+    StreamEnd,
+)
 from ponder.core.errors import StrategyInputError
 from ponder.core.prompting import Prompt, render_prompts
 from ponder.verifiers.base import (
@@ -25,6 +32,7 @@ from ponder.verifiers.base import (
 )
 
 from .budget import Budget
+from .progress import AnswerObserver, EarlyAnswer, ProgressObserver, SearchProgress
 from .usage import Usage
 
 __all__ = ["ReusableSamples", "StrategyContext", "Verdicts", "VerifierObserver"]
@@ -82,6 +90,10 @@ class StrategyContext:
     scoring: ScoringOptions = DEFAULT_SCORING
     on_verifier_call: VerifierObserver | None = None
     reusable: ReusableSamples | None = None
+    # Set by the server for a streamed request only: otherwise progress and early answers are
+    # told to nobody, and strategies take their batched paths.
+    on_progress: ProgressObserver | None = None
+    on_answer: AnswerObserver | None = None
     # Numbers the engine and verifier calls of this request, so their engine ids never collide.
     _call_numbers: itertools.count[int] = field(default_factory=itertools.count, repr=False)
 
@@ -132,6 +144,72 @@ class StrategyContext:
             (*reused, *fresh.sequences), fresh.prompt_tokens, fresh.cached_tokens, fresh.interrupted
         )
         return [merged]
+
+    @property
+    def streamed(self) -> bool:
+        """Whether someone listens for early answers (the request is streamed)."""
+        return self.on_answer is not None
+
+    def report_progress(
+        self,
+        strategy: str,
+        phase: str,
+        step: int,
+        max_steps: int | None,
+        candidates_alive: int,
+        best_score: float | None,
+    ) -> None:
+        """Tell a streamed request's client where the search stands; nothing when not streamed."""
+        if self.on_progress is None:
+            return
+        self.on_progress(
+            SearchProgress(
+                strategy,
+                phase,
+                step,
+                max_steps,
+                candidates_alive,
+                best_score,
+                completion_tokens=self.usage.completion_tokens,
+                token_budget=self.budget.max_tokens,
+            )
+        )
+
+    def announce(self, choice: int, sequence: GeneratedSequence) -> None:
+        """Say that response choice `choice` will be `sequence`, whatever the run still does."""
+        if self.on_answer is not None:
+            self.on_answer(EarlyAnswer(choice, sequence))
+
+    async def sample_as_finished(
+        self, n: int, options: SamplingOptions
+    ) -> AsyncIterator[tuple[int, GeneratedSequence]]:
+        """`n` samples of the request's prompt in one engine request, each (its index, itself)
+        as soon as it finishes, for a strategy that can act before the last one is done.
+
+        Counted as `sample` counts. The engine's streams take no deadline, so a request with one
+        (or with reusable samples) must use `sample`; this refuses it.
+        """
+        assert self.budget.deadline is None and self.reusable is None, "use sample()"
+        n, max_tokens = self.budget.fit_samples(1, n, options.max_tokens)
+        if n == 0:
+            return
+        if max_tokens != options.max_tokens:
+            options = options.replace(max_tokens=max_tokens)
+        self.usage.engine_calls += 1
+        parts: dict[int, list[StreamDelta]] = {}
+        stream = self.engine.stream(
+            self.prompt_token_ids, options, n=n, request_id=self.call_id("g")
+        )
+        async for item in stream:
+            if isinstance(item, StreamEnd):
+                self.usage.prompt_tokens += item.prompt_tokens
+                self.usage.cached_tokens += item.cached_tokens
+                continue
+            self.usage.completion_tokens += len(item.token_ids)
+            self.budget.tokens_used += len(item.token_ids)
+            parts.setdefault(item.index, []).append(item)
+            if item.finish_reason is not None:
+                yield item.index, _joined(parts[item.index])
 
     async def sample_replies(
         self, prompts: Sequence[Prompt], n: int, options: SamplingOptions
@@ -208,6 +286,21 @@ class StrategyContext:
         rest = len(everything) - allowed
         steps = list(scores.steps) if scores.steps is not None else [None] * allowed
         return Verdicts([*scores.values, *[None] * rest], [*steps, *[None] * rest])
+
+
+def _joined(deltas: Sequence[StreamDelta]) -> GeneratedSequence:
+    """One finished sequence from its stream deltas."""
+    logprobs = [lp for d in deltas for lp in d.logprobs or ()]
+    with_logprobs = any(d.logprobs is not None for d in deltas)
+    last = deltas[-1]
+    return GeneratedSequence(
+        text="".join(d.text for d in deltas),
+        token_ids=tuple(t for d in deltas for t in d.token_ids),
+        finish_reason=last.finish_reason or "abort",
+        logprobs=tuple(logprobs) if with_logprobs else None,
+        cumulative_logprob=sum(lp.logprob for lp in logprobs) if with_logprobs else None,
+        stop_reason=last.stop_reason,
+    )
 
 
 @dataclass(frozen=True)

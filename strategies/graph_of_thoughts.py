@@ -23,6 +23,7 @@ from ponder.verifiers.base import StepScore
 
 from .base import RankedCandidate, Strategy, StrategyParams, StrategyResult
 from .context import StrategyContext
+from .progress import best_score
 from .search import best_first
 
 __all__ = [
@@ -139,6 +140,12 @@ class GraphOfThoughts(Strategy):
         await score(pool)
         pool = best_first(pool)
         rounds = 0
+
+        def report(phase: str) -> None:
+            best = best_score(s.score for s in graph)
+            ctx.report_progress(self.name, phase, rounds + 1, p.rounds + 1, len(pool), best)
+
+        report("generate")
         while rounds < p.rounds and len(pool) >= p.merge and ctx.budget.exhausted is None:
             rounds += 1
             chosen = pool[: p.merge]
@@ -158,6 +165,7 @@ class GraphOfThoughts(Strategy):
                 break
             await score(new)
             pool = best_first(pool + new)[: p.n]
+            report("round")
         for solution in pool:
             solution.notes["kept"] = True
 

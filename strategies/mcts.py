@@ -32,6 +32,7 @@ from pydantic import Field
 
 from .base import Strategy, StrategyParams, StrategyResult
 from .context import StrategyContext
+from .progress import best_score
 from .search import Node, SearchParams, SearchTree
 from .values import RolloutScore, SearchValue, VerifierScore
 
@@ -140,6 +141,7 @@ class _Simulations:
                     break
                 self._backup(leaf, leaf.score)
                 simulations += 1
+                self._report(simulations)
                 continue
             (children,) = await self.tree.expand([leaf], p.expansions)
             self.expanded.add(leaf)
@@ -152,9 +154,20 @@ class _Simulations:
                 if value is not None:
                     self._backup(child, value)
             simulations += 1
+            self._report(simulations)
             if any(v is None for v in values):
                 break  # the verifier budget or the deadline ran out: nothing more can be valued
         return simulations
+
+    def _report(self, simulations: int) -> None:
+        """Progress after a simulation: the leaves the search can still grow or has finished."""
+        nodes = [n for n in self.tree.nodes[1:] if n.rollout_of is None]
+        alive = sum(1 for n in nodes if n.terminal or self._open(n))
+        best = best_score(n.score for n in nodes)
+        ctx = self.tree.ctx
+        ctx.report_progress(
+            MCTS.name, "simulation", simulations, self.params.simulations, alive, best
+        )
 
     def labels(self, node: Node) -> dict[str, Any]:
         """A searched node's statistics, or the mark of a rollout step, for the trace."""

@@ -26,6 +26,7 @@ from ponder.core.errors import StrategyInputError
 
 from .base import Strategy, StrategyParams, StrategyResult
 from .context import StrategyContext
+from .progress import best_score
 from .search import Node, SearchParams, SearchTree, best_first
 from .values import RolloutScore, SearchValue, VerifierScore
 
@@ -118,6 +119,14 @@ class PrmBeamSearch(Strategy):
             finished.extend(n for t in subtrees for n in t.new if n.terminal)
             ranked = [best_first([n for n in t.new if not n.terminal]) for t in subtrees]
             frontier = best_first([n for r in ranked for n in r])
+            ctx.report_progress(
+                self.name,
+                "level",
+                levels,
+                p.max_steps,
+                len(frontier) + len(finished),
+                best_score(n.score for n in [*frontier, *finished]),
+            )
             # A spent budget shrinks or empties the next expansion: stop with the best so far.
             if not frontier or ctx.budget.exhausted is not None:
                 break

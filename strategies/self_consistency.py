@@ -4,11 +4,20 @@ Final answers are extracted and normalised, equivalent ones counted together (ex
 numbers, with math-verify for expressions), and ties go to the answer seen first. The adaptive
 variant samples in rounds and stops once one answer holds a supermajority, which spends far fewer
 tokens on easy questions (its_hub, Aggarwal et al. 2023).
+
+Streamed, the (non-adaptive) vote is counted as each sample finishes, and once it is decided (the
+leader has more votes than any other answer could reach with every sample still running) the
+winner is announced, so the server streams it while the rest finish. The rest are left to finish
+rather than aborted: the response then reports the same N samples, votes and usage as the same
+request unstreamed would (a caller who wants fewer samples asks for `adaptive`); the streamed
+request gains latency, not compute. The samples are then listed in the order they finished, so
+the announced sample, the first of its answer to finish, is the one the vote returns.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import ClassVar
 
 from pydantic import Field, model_validator
@@ -18,6 +27,7 @@ from ponder.core.engine import GeneratedSequence
 
 from .base import RankedCandidate, Strategy, StrategyParams, StrategyResult
 from .context import StrategyContext
+from .progress import best_score
 
 __all__ = ["SelfConsistency", "SelfConsistencyParams"]
 
@@ -56,6 +66,8 @@ class SelfConsistency(Strategy):
 
     async def run(self, ctx: StrategyContext) -> StrategyResult:
         p = self.params
+        if ctx.streamed and not p.adaptive and ctx.budget.deadline is None and not ctx.reusable:
+            return await self._run_streamed(ctx)
         sequences: list[GeneratedSequence] = []
         answers: list[str | None] = []
         votes = tally([])
@@ -74,18 +86,63 @@ class SelfConsistency(Strategy):
             sequences.extend(new)
             answers.extend(extract_answer(s.text) for s in new)
             votes = await asyncio.to_thread(tally, answers)
+            max_rounds = math.ceil(p.n / p.round_size) if p.adaptive else 1
+            shares = (votes.share(i) for i in range(len(answers)))
+            ctx.report_progress(
+                self.name, "round", rounds, max_rounds, len(sequences), best_score(shares)
+            )
             if ctx.budget.exhausted is not None:
                 break
             if p.adaptive and len(sequences) < p.n and self._settled(votes, len(sequences)):
                 stopped_early = True
                 break
-        candidates = [
-            RankedCandidate(s, score=votes.share(i), answer=answers[i])
-            for i, s in enumerate(sequences)
-        ]
-        details = {
-            "votes": votes.summary(),
-            "rounds": rounds,
-            "stopped_early": stopped_early,
-        }
-        return StrategyResult(candidates, votes.rank_representatives(), details)
+        return _result(sequences, answers, votes, rounds=rounds, stopped_early=stopped_early)
+
+    async def _run_streamed(self, ctx: StrategyContext) -> StrategyResult:
+        """All N samples in one engine request, counted as they finish; the winner is announced
+        once the vote is decided (see the module docstring)."""
+        p = self.params
+        sequences: list[GeneratedSequence] = []  # in the order they finished
+        answers: list[str | None] = []
+        votes = tally([])
+        decided = False
+        async for _, sequence in ctx.sample_as_finished(p.n, ctx.options):
+            sequences.append(sequence)
+            answers.append(extract_answer(sequence.text))
+            votes = await asyncio.to_thread(tally, answers)
+            if not decided and _decided(votes, p.n - len(sequences)):
+                decided = True
+                ctx.announce(0, sequences[votes.rank_representatives()[0]])
+            shares = (votes.share(i) for i in range(len(answers)))
+            ctx.report_progress(
+                self.name, "sample", len(sequences), p.n, len(sequences), best_score(shares)
+            )
+        return _result(
+            sequences,
+            answers,
+            votes,
+            rounds=1 if sequences else 0,
+            stopped_early=False,
+            decided=decided,
+        )
+
+
+def _decided(votes: Tally, undrawn: int) -> bool:
+    """Whether the leading answer wins however the `undrawn` samples vote."""
+    if votes.winner is None:
+        return False
+    runner_up = max((t for g, t in votes.totals.items() if g != votes.winner), default=0.0)
+    return votes.totals[votes.winner] > runner_up + undrawn
+
+
+def _result(
+    sequences: list[GeneratedSequence],
+    answers: list[str | None],
+    votes: Tally,
+    **details: object,
+) -> StrategyResult:
+    candidates = [
+        RankedCandidate(s, score=votes.share(i), answer=answers[i]) for i, s in enumerate(sequences)
+    ]
+    summary = {"votes": votes.summary(), **details}
+    return StrategyResult(candidates, votes.rank_representatives(), summary)

@@ -29,6 +29,7 @@ from ponder.verifiers.steps import split_steps
 
 from .base import RankedCandidate, Strategy, StrategyParams, StrategyResult
 from .context import StrategyContext
+from .progress import best_score
 
 __all__ = ["CRITIQUE_PROMPT", "REFINE_PROMPT", "SelfRefine", "SelfRefineParams", "verdict_critique"]
 
@@ -209,6 +210,12 @@ class _Refinement:
                 chain.stopped = "max_rounds"
         if interrupted:
             self._stop(self.chains, "budget")
+        alive = sum(1 for c in self.chains if c.stopped is None)
+        best = best_score(a.score for a in self.answers)
+        phase = "answer" if round_ == 0 else "round"
+        self.ctx.report_progress(
+            SelfRefine.name, phase, round_ + 1, self.p.max_rounds + 1, alive, best
+        )
 
     def _prompt(self, template: str, quotes: Mapping[str, str]) -> Prompt:
         """A prompt about the question that quotes `quotes` (cut from their start to fit)."""

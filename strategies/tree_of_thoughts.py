@@ -18,6 +18,7 @@ from pydantic import Field
 
 from .base import Strategy, StrategyParams, StrategyResult
 from .context import StrategyContext
+from .progress import best_score
 from .search import Node, SearchParams, SearchTree, best_first
 from .values import VOTE_TOKENS, ModelVote, SearchValue, VerifierScore
 
@@ -148,6 +149,7 @@ class _Search:
             for node in ranked[p.breadth :]:
                 node.notes["pruned"] = True
             frontier = ranked[: p.breadth]
+            self._report("level", levels, p.max_steps)
             if self.tree.ctx.budget.exhausted is not None:
                 break
         return levels
@@ -158,6 +160,7 @@ class _Search:
         (children,) = await self.tree.expand([node], p.proposals)
         self.expansions += 1
         await self.value(children)
+        self._report("expansion", self.expansions, p.max_expansions)
         order = best_first(children)
         node.notes["visit_order"] = [c.id for c in order]
         for child in order:
@@ -179,6 +182,13 @@ class _Search:
         if not self.stopped():
             node.notes["backtracked"] = True
         return None
+
+    def _report(self, phase: str, step: int, max_steps: int) -> None:
+        """Progress: the thoughts not yet extended or pruned (finished ones included)."""
+        nodes = self.tree.nodes[1:]
+        alive = sum(1 for n in nodes if not n.children and "pruned" not in n.notes)
+        best = best_score(n.score for n in nodes)
+        self.tree.ctx.report_progress(TreeOfThoughts.name, phase, step, max_steps, alive, best)
 
     async def value(self, nodes: Sequence[Node]) -> None:
         """Give every new thought a value (its score), in one call."""

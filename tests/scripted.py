@@ -211,9 +211,15 @@ class ScriptedEngine:
         self, prompt: Sequence[int], options: SamplingOptions, *, n: int = 1, request_id: str
     ) -> AsyncIterator[StreamDelta | StreamEnd]:
         self._refuse_like_vllm(options, n)
-        self.calls.append(Call([list(prompt)], options, n, request_id, None))
-        for index in range(n):
-            sequence = self._sequence(self._next_text(), options)
+        call = Call([list(prompt)], options, n, request_id, None)
+        self.calls.append(call)
+        texts = (
+            self.responder(call.prompt_texts()[0], n)
+            if self.responder is not None
+            else [self._next_text() for _ in range(n)]
+        )
+        for index, text in enumerate(texts):
+            sequence = self._sequence(text, options)
             for i, token in enumerate(sequence.token_ids):
                 last = i == len(sequence.token_ids) - 1
                 yield StreamDelta(

@@ -252,6 +252,11 @@ class RefusingEngine(ScriptedEngine):
     async def generate(self, *args: Any, **kwargs: Any) -> Any:
         raise EngineInputError("top_p must be in (0, 1], got 0.0.", param="top_p")
 
+    async def stream(self, *args: Any, **kwargs: Any) -> Any:
+        # A streamed self-consistency vote samples through the engine's stream.
+        raise EngineInputError("top_p must be in (0, 1], got 0.0.", param="top_p")
+        yield
+
 
 def test_an_engine_refusal_is_a_400_naming_the_field() -> None:
     with serve(RefusingEngine(texts=["x"])) as (client, _):

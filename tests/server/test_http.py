@@ -282,7 +282,11 @@ def test_stream_search_sends_chosen_answer() -> None:
     assert resp.status_code == 200
     events = sse_events(resp.text)
     assert events[-1] == "[DONE]"
-    chunks = [ChatCompletionChunk.model_validate(e) for e in events[:-1]]
+    every = [ChatCompletionChunk.model_validate(e) for e in events[:-1]]
+    # Progress chunks (no choices) come first, then the answer.
+    progress = [c for c in every if not c.choices]
+    chunks = [c for c in every if c.choices]
+    assert progress and every[: len(progress)] == progress
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "66"
     assert {c.choices[0].index for c in chunks} == {0}
     assert chunks[-1].choices[0].finish_reason == "stop"

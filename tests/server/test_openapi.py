@@ -7,6 +7,7 @@ from typing import Any
 from ponder.server.protocol import TTSBlock
 from tests.scripted import ScriptedEngine
 from tests.server.test_http import CHAT, best_of_n, chat, judge_66, serve
+from tests.server.test_progress_http import PROMISED
 
 
 def resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
@@ -52,3 +53,22 @@ def test_a_response_reads_back_as_the_documented_model() -> None:
     assert tts.strategy == "best_of_n" and tts.candidates == 3
     assert tts.trace is not None and tts.trace[tts.chosen_index or 0].text == "66"
     assert tts.model_dump(exclude_unset=True) == data["tts"]
+
+
+def test_the_streamed_progress_chunk_is_documented() -> None:
+    with serve() as (client, _):
+        schema = client.get("/openapi.json").json()
+    chunk = schema["components"]["schemas"]["ProgressChunk"]
+    assert list(chunk["properties"]) == [
+        "id",
+        "object",
+        "created",
+        "model",
+        "choices",
+        "tts_progress",
+    ]
+    progress = resolve(schema, chunk["properties"]["tts_progress"])
+    assert list(progress["properties"])[: len(PROMISED)] == PROMISED
+    for path in ("/v1/chat/completions", "/v1/completions"):
+        content = schema["paths"][path]["post"]["responses"]["200"]["content"]
+        assert content["text/event-stream"]["schema"]["$ref"].endswith("/ProgressChunk")
