@@ -14,7 +14,11 @@ import time
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+from ponder.core.engine import StructuredOutput
+
+from .output_format import logit_bias_pairs, structured_output
 
 __all__ = [
     "MAX_STOP_SEQUENCES",
@@ -120,8 +124,7 @@ class _SamplingFields(_Request):
             raise FieldError("stop", f"at most {MAX_STOP_SEQUENCES} stop sequences are allowed")
         if self.stream_options is not None and not self.stream:
             raise FieldError("stream_options", "stream_options is only allowed with stream=true")
-        if self.logit_bias:
-            raise FieldError("logit_bias", "logit_bias is not supported")
+        logit_bias_pairs(self.logit_bias)  # the vocabulary is checked when the request is planned
         return self
 
     def stop_sequences(self) -> tuple[str, ...]:
@@ -144,7 +147,9 @@ class ChatCompletionRequest(_SamplingFields):
     top_logprobs: int | None = Field(None, ge=0, le=20)
     tools: list[dict[str, Any]] | None = None
     tool_choice: Any = None
+    reasoning_effort: str | None = None
     response_format: dict[str, Any] | None = None
+    _structured: StructuredOutput | None = PrivateAttr(None)
 
     @model_validator(mode="after")
     def _check_chat(self) -> ChatCompletionRequest:
@@ -152,8 +157,7 @@ class ChatCompletionRequest(_SamplingFields):
             raise FieldError("top_logprobs", "top_logprobs requires logprobs=true")
         if self.tools:
             raise FieldError("tools", "tool calling is not supported")
-        if self.response_format and self.response_format.get("type") not in (None, "text"):
-            raise FieldError("response_format", "only response_format type 'text' is supported")
+        self._structured = structured_output(self.response_format)
         for i, message in enumerate(self.messages):
             try:
                 message.text()
@@ -163,6 +167,10 @@ class ChatCompletionRequest(_SamplingFields):
 
     def requested_max_tokens(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
+
+    def structured_output(self) -> StructuredOutput | None:
+        """The structured-output constraint `response_format` asks for (checked on parsing)."""
+        return self._structured
 
     def requested_logprobs(self) -> int | None:
         return (self.top_logprobs or 0) if self.logprobs else None

@@ -61,6 +61,8 @@ _DEFAULTS: dict[str, Any] = {
     "min_tokens": 0,
     "ignore_eos": False,
     "include_stop_str_in_output": False,
+    "logit_bias": None,
+    "structured_outputs": None,
 }
 
 
