@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ponder.core.engine import Engine, SamplingOptions, StructuredOutput
 from ponder.core.errors import StrategyInputError
@@ -81,7 +81,7 @@ def logprobs_needed(params: StrategyParams, verifiers: Mapping[str, Verifier]) -
     return needs
 
 
-def parse_body(model: type[ChatCompletionRequest | CompletionRequest], body: Any) -> Any:
+def parse_body(model: type[BaseModel], body: Any) -> Any:
     if not isinstance(body, dict):
         raise APIError(400, "the request body must be a JSON object", code="invalid_body")
     try:
