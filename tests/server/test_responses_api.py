@@ -48,7 +48,7 @@ def test_the_official_client_gets_a_typed_response_with_usage_and_tts() -> None:
     assert isinstance(response, Response)
     assert response.output_text == "It is 4."
     assert response.status == "completed" and response.object == "response"
-    assert response.id.startswith("resp-") and response.store is False
+    assert response.id.startswith("resp-") and (response.model_extra or {})["store"] is False
     prompt = engine.calls[0].prompt_texts()[0]
     assert prompt == "<system>Be brief.\n<user>What is 2+2?\n<assistant>"
     assert engine.calls[0].options.max_tokens == 50
