@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 
 from .protocol import ChatCompletionRequest, CompletionRequest
+from .responses_protocol import ResponsesRequest
 from .routers import require_api_key
 from .settings import Settings
 
@@ -28,6 +29,7 @@ _OPENAPI, _DOCS, _REDOC = "/openapi.json", "/docs", "/redoc"
 _BODIES: dict[str, type[BaseModel]] = {
     "/v1/chat/completions": ChatCompletionRequest,
     "/v1/completions": CompletionRequest,
+    "/v1/responses": ResponsesRequest,
 }
 
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .output_format import OutputFormatError
-from .protocol import TTSBlock
+from .protocol import CompletionTokensDetails, TTSBlock
 
 __all__ = [
     "InputTokensDetails",
@@ -136,11 +136,8 @@ class InputTokensDetails(BaseModel):
     cached_tokens: int = Field(description="Input tokens served from the prefix cache.")
 
 
-class OutputTokensDetails(BaseModel):
-    reasoning_tokens: int = Field(
-        description="Tokens generated for the request but not returned (thinking, other "
-        "candidates, search steps)."
-    )
+# The same field and meaning as chat's `completion_tokens_details`.
+OutputTokensDetails = CompletionTokensDetails
 
 
 class ResponseUsage(BaseModel):

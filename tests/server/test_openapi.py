@@ -52,3 +52,19 @@ def test_a_response_reads_back_as_the_documented_model() -> None:
     assert tts.strategy == "best_of_n" and tts.candidates == 3
     assert tts.trace is not None and tts.trace[tts.chosen_index or 0].text == "66"
     assert tts.model_dump(exclude_unset=True) == data["tts"]
+
+
+def test_the_responses_route_documents_its_request_and_response() -> None:
+    with serve() as (client, _):
+        schema = client.get("/openapi.json").json()
+    operation = schema["paths"]["/v1/responses"]["post"]
+    request = resolve(schema, operation["requestBody"]["content"]["application/json"]["schema"])
+    assert {"input", "instructions", "max_output_tokens", "text", "reasoning", "tts"} <= set(
+        request["properties"]
+    )
+    content = operation["responses"]["200"]["content"]
+    response = resolve(schema, content["application/json"]["schema"])
+    assert response["properties"]["object"]["const"] == "response"
+    tts = response["properties"]["tts"]["anyOf"][0]
+    assert tts["$ref"].endswith("/TTSBlock")
+    assert resolve(schema, response["properties"]["usage"]["anyOf"][0])["title"] == "ResponseUsage"
