@@ -27,6 +27,7 @@ from .responses_protocol import (
     ResponseOutputMessage,
     ResponseOutputText,
     ResponsesRequest,
+    ResponsesText,
     ResponseUsage,
 )
 
@@ -210,7 +211,7 @@ def response_object(
         "model": prepared.model,
         "reasoning": req.reasoning,
         "temperature": req.temperature if req.temperature is not None else 1.0,
-        "text": req.text,
+        "text": req.text or ResponsesText(format={"type": "text"}),
         "top_p": req.top_p if req.top_p is not None else 1.0,
         "user": req.user,
     }

@@ -70,7 +70,7 @@ def test_streamed_responses_through_the_openai_client(server: LiveServer) -> Non
             max_output_tokens=12,
             temperature=0.7,
             stream=True,
-            extra_body={"tts": {"n": 3}},
+            extra_body={"tts": {"n": 3, "return_trace": True}},
         )
     )
     kinds = [e.type for e in events]
@@ -86,10 +86,14 @@ def test_streamed_responses_through_the_openai_client(server: LiveServer) -> Non
     text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
     assert text and final.output_text == text
     assert final.usage is not None
-    assert final.usage.output_tokens_details.reasoning_tokens == final.usage.output_tokens - len(
-        tokenizer().encode(text, add_special_tokens=False)
-    )
-    assert tts_block(final)["candidates"] == 3
+    tts = tts_block(final)
+    assert tts["candidates"] == 3
+    # The tokens not returned are the other candidates': every token but the chosen one's.
+    chosen = tts["trace"][tts["chosen_index"]]
+    assert chosen["text"] == text
+    assert final.usage.output_tokens == sum(c["tokens"] for c in tts["trace"])
+    reasoning = final.usage.output_tokens_details.reasoning_tokens
+    assert reasoning == final.usage.output_tokens - chosen["tokens"]
 
 
 @both_engines
