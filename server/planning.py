@@ -156,7 +156,7 @@ class RequestPlanner:
             logit_bias = logit_bias_pairs(req.logit_bias, self.engine.vocab_size)
         except OutputFormatError as exc:
             raise APIError(400, str(exc), param=exc.param) from None
-        structured = req.structured_output() if isinstance(req, ChatCompletionRequest) else None
+        structured = req.structured_output()
         if structured is not None and not strategy.samples_whole_answers:
             raise APIError(
                 400,

@@ -100,6 +100,7 @@ class _SamplingFields(_Request):
     logit_bias: dict[str, float] | None = None
     n: int = Field(1, ge=1, le=128)
     presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    response_format: dict[str, Any] | None = None
     seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
     stop: str | list[str] | None = None
     stream: bool = False
@@ -118,6 +119,8 @@ class _SamplingFields(_Request):
     # Ponder's extension: how to spend test-time compute on this request.
     tts: dict[str, Any] | None = Field(None, description="Ponder: strategy and its parameters.")
 
+    _structured: StructuredOutput | None = PrivateAttr(None)
+
     @model_validator(mode="after")
     def _check_shared(self) -> _SamplingFields:
         if isinstance(self.stop, list) and len(self.stop) > MAX_STOP_SEQUENCES:
@@ -125,7 +128,12 @@ class _SamplingFields(_Request):
         if self.stream_options is not None and not self.stream:
             raise FieldError("stream_options", "stream_options is only allowed with stream=true")
         logit_bias_pairs(self.logit_bias)  # the vocabulary is checked when the request is planned
+        self._structured = structured_output(self.response_format)
         return self
+
+    def structured_output(self) -> StructuredOutput | None:
+        """The structured-output constraint `response_format` asks for (checked on parsing)."""
+        return self._structured
 
     def stop_sequences(self) -> tuple[str, ...]:
         if self.stop is None:
@@ -148,8 +156,6 @@ class ChatCompletionRequest(_SamplingFields):
     tools: list[dict[str, Any]] | None = None
     tool_choice: Any = None
     reasoning_effort: str | None = None
-    response_format: dict[str, Any] | None = None
-    _structured: StructuredOutput | None = PrivateAttr(None)
 
     @model_validator(mode="after")
     def _check_chat(self) -> ChatCompletionRequest:
@@ -157,7 +163,6 @@ class ChatCompletionRequest(_SamplingFields):
             raise FieldError("top_logprobs", "top_logprobs requires logprobs=true")
         if self.tools:
             raise FieldError("tools", "tool calling is not supported")
-        self._structured = structured_output(self.response_format)
         for i, message in enumerate(self.messages):
             try:
                 message.text()
@@ -167,10 +172,6 @@ class ChatCompletionRequest(_SamplingFields):
 
     def requested_max_tokens(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
-
-    def structured_output(self) -> StructuredOutput | None:
-        """The structured-output constraint `response_format` asks for (checked on parsing)."""
-        return self._structured
 
     def requested_logprobs(self) -> int | None:
         return (self.top_logprobs or 0) if self.logprobs else None

@@ -13,7 +13,7 @@ from ponder.core.answers import canonical_json, extract_answer, tally
 from ponder.core.engine import SamplingOptions, StructuredOutput
 from ponder.server.engine_common import sampling_fields
 from ponder.server.remote_convert import completion_body
-from tests.server.test_http import CHAT, assert_error, chat, serve
+from tests.server.test_http import CHAT, MODEL, assert_error, chat, serve
 
 SCHEMA = {
     "type": "object",
@@ -173,3 +173,19 @@ def test_vllm_sampling_params_carry_the_constraint() -> None:
     assert isinstance(params.structured_outputs, StructuredOutputsParams)
     assert params.structured_outputs.json == SCHEMA
     assert params.logit_bias == {3: -100.0}
+
+
+def test_legacy_completions_take_a_response_format_too() -> None:
+    with serve() as (client, engine):
+        engine.texts = ['{"a": 1}']
+        resp = client.post(
+            "/v1/completions",
+            json={"model": MODEL, "prompt": "JSON:", "response_format": {"type": "json_object"}},
+        )
+        refused = client.post(
+            "/v1/completions",
+            json={"model": MODEL, "prompt": "JSON:", "response_format": json_schema({"type": 1})},
+        )
+    assert resp.status_code == 200, resp.text
+    assert engine.calls[0].options.structured == StructuredOutput("json_object")
+    assert_error(refused, 400, SCHEMA_PARAM)
