@@ -15,7 +15,12 @@ from typing import Any
 
 from ponder.core.engine import SamplingOptions, StructuredOutput
 
-__all__ = ["TokenizerOps", "sampling_fields", "structured_outputs"]
+__all__ = ["TokenizerOps", "refused_field", "sampling_fields", "structured_outputs"]
+
+# Words of vLLM's refusals of a structured-output constraint (its grammar compilers' errors name no
+# parameter): "Failed to transform json schema into a grammar", "...features not supported by
+# xgrammar", "Structured outputs are not yet supported...".
+_STRUCTURED_REFUSAL = ("json schema", "grammar", "structured output")
 
 
 def sampling_fields(options: SamplingOptions, n: int, *, seeded: bool) -> dict[str, Any]:
@@ -49,6 +54,14 @@ def structured_outputs(structured: StructuredOutput | None) -> dict[str, Any] | 
     if structured.kind == "json_object":
         return {"json_object": True}
     return {"json": json.loads(structured.json_schema or "{}")}
+
+
+def refused_field(message: str) -> str | None:
+    """The request field vLLM's refusal is about, when its message says and its error does not."""
+    lowered = message.lower()
+    if any(words in lowered for words in _STRUCTURED_REFUSAL):
+        return "response_format"
+    return None
 
 
 class TokenizerOps:

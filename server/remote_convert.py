@@ -31,7 +31,7 @@ from ponder.core.engine import (
     TokenLogprob,
 )
 
-from .engine_common import sampling_fields
+from .engine_common import refused_field, sampling_fields
 
 __all__ = [
     "TOKEN_ID_PREFIX",
@@ -191,4 +191,5 @@ def error_message(status: int, text: str) -> str:
 
 
 def input_error(status: int, text: str) -> EngineInputError:
-    return EngineInputError(f"the engine refused the request: {error_message(status, text)}")
+    message = error_message(status, text)
+    return EngineInputError(f"the engine refused the request: {message}", refused_field(message))

@@ -18,7 +18,7 @@ from ponder.core.engine import (
 )
 from ponder.core.vllm_compat import input_error_types, structured_outputs_params
 
-from .engine_common import sampling_fields
+from .engine_common import refused_field, sampling_fields
 
 if TYPE_CHECKING:
     from vllm.outputs import CompletionOutput
@@ -61,6 +61,8 @@ def engine_input_error(exc: BaseException, what: str) -> EngineInputError:
     """
     parameter = getattr(exc, "parameter", None)
     param = parameter if parameter in _CLIENT_FIELDS else _RENAMED_FIELDS.get(str(parameter))
+    if param is None:
+        param = refused_field(str(exc))
     return EngineInputError(f"{what}: {exc}", param=param)
 
 

@@ -8,6 +8,7 @@ from functools import cache
 from typing import Any
 
 import jsonschema
+import openai
 import pytest
 from openai.types.chat import ChatCompletion
 from openai.types.responses import Response
@@ -121,6 +122,24 @@ def test_every_json_schema_candidate_parses_and_validates(server: LiveServer) ->
     content = response.choices[0].message.content or ""
     jsonschema.validate(json.loads(content), SCHEMA)
     assert sum(tts["votes"].values()) == 4
+
+
+@both_engines
+def test_a_schema_the_engine_cannot_compile_is_a_400_naming_the_field(server: LiveServer) -> None:
+    # A valid JSON Schema (jsonschema accepts it) whose reference leads nowhere: vLLM's grammar
+    # compiler refuses it.
+    unresolvable: dict[str, Any] = {"type": "object", "properties": {"a": {"$ref": "#/nope"}}}
+    with pytest.raises(openai.BadRequestError) as refused:
+        server.client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": QUESTION}],
+            max_completion_tokens=8,
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "x", "schema": unresolvable},
+            },
+        )
+    assert refused.value.param == "response_format"
 
 
 @both_engines

@@ -189,3 +189,19 @@ def test_legacy_completions_take_a_response_format_too() -> None:
     assert resp.status_code == 200, resp.text
     assert engine.calls[0].options.structured == StructuredOutput("json_object")
     assert_error(refused, 400, SCHEMA_PARAM)
+
+
+def test_vllms_refusal_of_a_schema_names_response_format() -> None:
+    from ponder.server.remote_convert import input_error
+
+    body = {"error": {"message": "Failed to transform json schema into a grammar: no #/nope"}}
+    assert input_error(400, json.dumps(body)).param == "response_format"
+    assert input_error(400, json.dumps({"error": {"message": "bad prompt"}})).param is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from vllm.exceptions import VLLMValidationError
+
+        from ponder.server.vllm_convert import engine_input_error
+
+    refusal = VLLMValidationError("The provided JSON schema contains features not supported")
+    assert engine_input_error(refusal, "refused").param == "response_format"
