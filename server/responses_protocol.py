@@ -100,9 +100,10 @@ class ResponsesRequest(BaseModel):
                 "truncation",
                 "truncation='auto' is not supported; a prompt that does not fit is refused",
             )
-        if self.top_logprobs:
+        if self.top_logprobs or "message.output_text.logprobs" in (self.include or ()):
             raise OutputFormatError(
-                "top_logprobs", "top_logprobs is not supported on /v1/responses"
+                "top_logprobs" if self.top_logprobs else "include",
+                "log-probs are not supported on /v1/responses",
             )
         if isinstance(self.input, str) and not self.input:
             raise OutputFormatError("input", "input must not be empty")

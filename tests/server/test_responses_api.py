@@ -172,6 +172,8 @@ def test_an_error_mid_stream_is_an_error_event_naming_the_field() -> None:
             "input[0].content[0]",
         ),
         ({"input": ""}, "input"),
+        ({"top_logprobs": 2}, "top_logprobs"),
+        ({"include": ["message.output_text.logprobs"]}, "include"),
         ({"max_output_tokens": 100000}, "max_output_tokens"),
         ({"max_output_tokens": 0}, "max_output_tokens"),
         ({"temperature": 3}, "temperature"),
