@@ -80,7 +80,7 @@ class AdaptedRequest:
 
 def renamed(error: APIError, req: ResponsesRequest) -> APIError:
     """`error`, naming the Responses field where the chat pipeline named a chat field."""
-    param = _responses_param(error.param, req.instructions is not None)
+    param = _responses_param(error.param, req.instructions is not None, isinstance(req.input, str))
     message = error.message
     for chat_name, name in _PARAMS.items():
         message = message.replace(chat_name, name)
@@ -89,12 +89,14 @@ def renamed(error: APIError, req: ResponsesRequest) -> APIError:
     return APIError(error.status, message, param=param, code=error.code, headers=error.headers)
 
 
-def _responses_param(param: str | None, has_instructions: bool) -> str | None:
+def _responses_param(param: str | None, has_instructions: bool, text_input: bool) -> str | None:
     if param is None:
         return None
     if (m := _MESSAGE_PARAM.match(param)) is not None:
         index = int(m.group(1)) - (1 if has_instructions else 0)
-        return "instructions" if index < 0 else f"input[{index}]{m.group(2)}"
+        if index < 0:
+            return "instructions"
+        return "input" if text_input else f"input[{index}]{m.group(2)}"
     if param == "messages":
         return "input"
     for chat_name in sorted(_PARAMS, key=len, reverse=True):

@@ -12,6 +12,7 @@ from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
 
 from ponder.core.engine import StructuredOutput
+from ponder.server.errors import APIError
 from ponder.server.responses_adapter import adapt
 from tests.server.test_http import MODEL, assert_error, serve
 
@@ -238,3 +239,24 @@ def test_text_format_constrains_the_engine_and_the_answer_is_the_json() -> None:
     assert resp.status_code == 200, resp.text
     assert Response.model_validate(resp.json()).output_text == '{"a": 1}'
     assert engine.calls[0].options.structured == StructuredOutput("json_object")
+
+
+def test_chat_field_names_in_errors_become_the_responses_fields() -> None:
+    def param(chat_param: str, **fields: Any) -> str | None:
+        body = {"model": MODEL, "input": "hi", **fields}
+        adapted = adapt(body)
+        return adapted.rename(APIError(400, "bad", param=chat_param)).param
+
+    items = [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]
+    assert param("messages[2].content", instructions="x", input=items) == "input[1].content"
+    assert param("messages[1].content", input=items) == "input[1].content"
+    assert param("messages[0].content", instructions="x", input=items) == "instructions"
+    assert param("messages[1]", instructions="x") == "input"
+    assert param("max_completion_tokens") == "max_output_tokens"
+    assert param("response_format.json_schema.schema") == "text.format.schema"
+    assert param("reasoning_effort") == "reasoning.effort"
+    assert param("tts.n") == "tts.n"
+    error = adapt({"model": MODEL, "input": "hi"}).rename(
+        APIError(400, "max_completion_tokens=9 does not fit", param="max_completion_tokens")
+    )
+    assert error.message == "max_output_tokens=9 does not fit"
