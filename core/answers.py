@@ -2,11 +2,13 @@
 
 Voting and weighted best-of-N both need "do these two completions give the same answer?".
 Numbers are compared exactly (as fractions); other answers by normalised text and, when they look
-like mathematics, by `math-verify`.
+like mathematics, by `math-verify`. A completion that is one JSON object or array (structured
+outputs) answers with the document itself, compared by value in a canonical form.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Sequence
@@ -17,6 +19,7 @@ from functools import lru_cache
 __all__ = [
     "Tally",
     "answer_key",
+    "canonical_json",
     "equivalent",
     "extract_answer",
     "group_answers",
@@ -43,6 +46,32 @@ _ANSWER_PHRASE = re.compile(
 )
 _HASHES = re.compile(r"####\s*([^\n]+)")
 _NUMBER_RE = re.compile(_NUMBER)
+# Answer keys of JSON documents start with this (no text or number key does).
+_JSON_KEY = "json:"
+
+
+def _canonical_value(value: object) -> object:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _canonical_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_canonical_value(v) for v in value]
+    return value
+
+
+def canonical_json(text: str) -> str | None:
+    """The canonical form of `text` when it is, as a whole, one JSON object or array: keys
+    sorted, no spaces, integral numbers written as integers. None for anything else, a bare
+    number or string included (those are answers of the ordinary kind)."""
+    stripped = text.strip()
+    if not stripped or stripped[0] not in "{[":
+        return None
+    try:
+        value = _canonical_value(json.loads(stripped))
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except (ValueError, RecursionError):
+        return None
 
 
 def _last_boxed(text: str) -> str | None:
@@ -66,9 +95,12 @@ def _last_boxed(text: str) -> str | None:
 def extract_answer(text: str) -> str | None:
     """The final answer a completion states, or None when it states none.
 
-    In order: the last `\\boxed{}`, the last "answer is ..." or "#### ..." phrase, the last number,
+    In order: the whole completion when it is a JSON document (its canonical form), the last
+    `\\boxed{}`, the last "answer is ..." or "#### ..." phrase, the last number,
     and a short completion as a whole.
     """
+    if (document := canonical_json(text)) is not None:
+        return document
     if (boxed := _last_boxed(text)) is not None:
         return boxed.strip()
     for pattern in (_HASHES, _ANSWER_PHRASE):
@@ -120,13 +152,19 @@ def _as_number(answer: str) -> Fraction | None:
 
 
 def answer_key(answer: str) -> str:
-    """A canonical key: equal keys mean equal answers (exact for numbers)."""
+    """A canonical key: equal keys mean equal answers (exact for numbers and JSON documents)."""
+    if (document := canonical_json(answer)) is not None:
+        return _JSON_KEY + document
     normalized = normalize_answer(answer)
     number = _as_number(normalized)
     return f"#{number}" if number is not None else normalized
 
 
 def _looks_mathematical(key: str) -> bool:
+    """Whether a key may equal another symbolically: not a number or a JSON document (those
+    compare exactly), short, and with the marks of mathematics."""
+    if key.startswith(("#", _JSON_KEY)):
+        return False
     return len(key) <= _MAX_SYMBOLIC_CHARS and bool(re.search(r"[\\^_{}=+*/()]|\d", key))
 
 
@@ -156,7 +194,7 @@ def group_answers(answers: Sequence[str | None]) -> list[int | None]:
             continue
         key = answer_key(answer)
         match = next((i for i, k in enumerate(keys) if k == key), None)
-        if match is None and _looks_mathematical(key) and not key.startswith("#"):
+        if match is None and _looks_mathematical(key):
             match = next(
                 (
                     i

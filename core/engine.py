@@ -22,6 +22,7 @@ __all__ = [
     "SamplingOptions",
     "StreamDelta",
     "StreamEnd",
+    "StructuredOutput",
     "TokenLogprob",
 ]
 
@@ -45,6 +46,17 @@ class EngineInputError(ValueError):
 
 
 @dataclass(frozen=True)
+class StructuredOutput:
+    """Constrain every sampled sequence to JSON: any JSON object, or one valid under a schema.
+
+    The schema is kept as its JSON text so that options stay hashable and comparable.
+    """
+
+    kind: Literal["json_object", "json_schema"]
+    json_schema: str | None = None
+
+
+@dataclass(frozen=True)
 class SamplingOptions:
     """How to sample one batch; mirrors the OpenAI and vLLM sampling fields we support."""
 
@@ -62,6 +74,11 @@ class SamplingOptions:
     seed: int | None = None
     min_tokens: int = 0
     ignore_eos: bool = False
+    # (token id, bias) pairs added to the logits before sampling, as OpenAI's `logit_bias`.
+    logit_bias: tuple[tuple[int, float], ...] = ()
+    # Structured-output decoding; only for sequences that start the answer (a continuation of a
+    # partial answer would restart the grammar).
+    structured: StructuredOutput | None = None
     # Keep the matched stop string in the text (searches continue after a step delimiter).
     include_stop: bool = False
     # Produce text; a search that only reads token ids and log-probs skips detokenising.

@@ -23,6 +23,7 @@ __all__ = [
     "engine_dead_error",
     "input_error_types",
     "is_cpu_build",
+    "structured_outputs_params",
     "tokens_prompt",
     "vllm_version",
 ]
@@ -84,3 +85,14 @@ def tokens_prompt(token_ids: Sequence[int]) -> Any:
     if make is not None:
         return make(list(token_ids))
     return {"prompt_token_ids": list(token_ids)}
+
+
+def structured_outputs_params(fields: dict[str, Any]) -> Any:
+    """vLLM's structured-output constraint for `SamplingParams.structured_outputs`.
+
+    `StructuredOutputsParams` (0.11 and later, so every supported release); the older
+    `GuidedDecodingParams` took the same `json` / `json_object` fields.
+    """
+    module = importlib.import_module("vllm.sampling_params")
+    cls = getattr(module, "StructuredOutputsParams", None) or module.GuidedDecodingParams
+    return cls(**fields)

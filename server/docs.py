@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from .progress import ProgressChunk
 from .protocol import ChatCompletionRequest, CompletionRequest
+from .responses_protocol import ResponsesRequest
 from .routers import require_api_key
 from .settings import Settings
 
@@ -29,6 +30,7 @@ _OPENAPI, _DOCS, _REDOC = "/openapi.json", "/docs", "/redoc"
 _BODIES: dict[str, type[BaseModel]] = {
     "/v1/chat/completions": ChatCompletionRequest,
     "/v1/completions": CompletionRequest,
+    "/v1/responses": ResponsesRequest,
 }
 # Models no route returns whole but that the docs should show: a streamed search's progress.
 _STREAMED: tuple[type[BaseModel], ...] = (ProgressChunk,)

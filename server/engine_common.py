@@ -9,12 +9,18 @@ for every option Ponder sends, so one mapping serves both engines (`vllm_convert
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Sequence
 from typing import Any
 
-from ponder.core.engine import SamplingOptions
+from ponder.core.engine import SamplingOptions, StructuredOutput
 
-__all__ = ["TokenizerOps", "sampling_fields"]
+__all__ = ["TokenizerOps", "refused_field", "sampling_fields", "structured_outputs"]
+
+# Words of vLLM's refusals of a structured-output constraint (its grammar compilers' errors name no
+# parameter): "Failed to transform json schema into a grammar", "...features not supported by
+# xgrammar", "Structured outputs are not yet supported...".
+_STRUCTURED_REFUSAL = ("json schema", "grammar", "structured output")
 
 
 def sampling_fields(options: SamplingOptions, n: int, *, seeded: bool) -> dict[str, Any]:
@@ -35,7 +41,27 @@ def sampling_fields(options: SamplingOptions, n: int, *, seeded: bool) -> dict[s
         "min_tokens": options.min_tokens,
         "ignore_eos": options.ignore_eos,
         "include_stop_str_in_output": options.include_stop,
+        "logit_bias": dict(options.logit_bias) or None,
+        "structured_outputs": structured_outputs(options.structured),
     }
+
+
+def structured_outputs(structured: StructuredOutput | None) -> dict[str, Any] | None:
+    """vLLM's `structured_outputs` fields (its StructuredOutputsParams, or the same object in the
+    completions API) for our structured-output option."""
+    if structured is None:
+        return None
+    if structured.kind == "json_object":
+        return {"json_object": True}
+    return {"json": json.loads(structured.json_schema or "{}")}
+
+
+def refused_field(message: str) -> str | None:
+    """The request field vLLM's refusal is about, when its message says and its error does not."""
+    lowered = message.lower()
+    if any(words in lowered for words in _STRUCTURED_REFUSAL):
+        return "response_format"
+    return None
 
 
 class TokenizerOps:

@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from ponder.core.engine import Engine, SamplingOptions
+from ponder.core.engine import Engine, SamplingOptions, StructuredOutput
 from ponder.core.errors import StrategyInputError
 from ponder.strategies.base import Strategy, StrategyParams
 from ponder.strategies.budget import Budget
@@ -27,12 +27,21 @@ from ponder.verifiers.base import Question, Verifier
 
 from .errors import APIError, validation_error
 from .metrics import PonderMetrics
+from .output_format import OutputFormatError, logit_bias_pairs
 from .protocol import ChatCompletionRequest, CompletionRequest, TTSBlock, completion_id, now
 from .responses import Endpoint, Outcome, tts_block
 from .settings import Settings
 from .temperature import SamplingTemperature, sampling_temperature
 
 __all__ = ["PreparedRequest", "RequestPlanner", "logprobs_needed", "parse_body"]
+
+# Per endpoint: the request field that caps generated tokens, and the prefix of response ids.
+_TOKENS_PARAM: dict[Endpoint, str] = {
+    "chat": "max_completion_tokens",
+    "completion": "max_tokens",
+    "responses": "max_output_tokens",
+}
+_ID_PREFIX: dict[Endpoint, str] = {"chat": "chatcmpl", "completion": "cmpl", "responses": "resp"}
 
 
 @dataclass
@@ -72,7 +81,7 @@ def logprobs_needed(params: StrategyParams, verifiers: Mapping[str, Verifier]) -
     return needs
 
 
-def parse_body(model: type[ChatCompletionRequest | CompletionRequest], body: Any) -> Any:
+def parse_body(model: type[BaseModel], body: Any) -> Any:
     if not isinstance(body, dict):
         raise APIError(400, "the request body must be a JSON object", code="invalid_body")
     try:
@@ -138,6 +147,26 @@ class RequestPlanner:
         except ValidationError as exc:
             raise validation_error(exc, prefix="tts") from None
 
+    def _output_format(
+        self, req: ChatCompletionRequest | CompletionRequest, strategy: Strategy
+    ) -> tuple[StructuredOutput | None, tuple[tuple[int, float], ...]]:
+        """The request's structured-output constraint and logit bias, checked against what the
+        engine and the strategy can do."""
+        try:
+            logit_bias = logit_bias_pairs(req.logit_bias, self.engine.vocab_size)
+        except OutputFormatError as exc:
+            raise APIError(400, str(exc), param=exc.param) from None
+        structured = req.structured_output()
+        if structured is not None and not strategy.samples_whole_answers:
+            raise APIError(
+                400,
+                f"response_format {structured.kind!r} constrains whole answers, and strategy "
+                f"{strategy.name!r} continues partial ones; use none, best_of_n or "
+                "self_consistency",
+                param="response_format",
+            )
+        return structured, logit_bias
+
     def plan(
         self,
         req: ChatCompletionRequest | CompletionRequest,
@@ -147,7 +176,7 @@ class RequestPlanner:
     ) -> PreparedRequest:
         strategy = self._resolve_strategy(req)
         s = self.settings
-        tokens_param = "max_completion_tokens" if endpoint == "chat" else "max_tokens"
+        tokens_param = _TOKENS_PARAM[endpoint]
         longest = max(len(ids) for ids, _ in prompts)
         room = self.engine.max_model_len - longest
         if room < 1 or any(not ids for ids, _ in prompts):
@@ -222,6 +251,7 @@ class RequestPlanner:
                 f"tts.budget.deadline_s may be at most {s.max_deadline_s:g}",
                 param="tts.budget.deadline_s",
             )
+        structured, logit_bias = self._output_format(req, strategy)
         temperature = sampling_temperature(
             strategy, req.temperature, req.n, s.exploration_temperature
         )
@@ -239,8 +269,10 @@ class RequestPlanner:
             seed=req.seed,
             min_tokens=min(req.min_tokens, max_tokens),
             ignore_eos=req.ignore_eos,
+            logit_bias=logit_bias,
+            structured=structured,
         )
-        response_id = completion_id("chatcmpl" if endpoint == "chat" else "cmpl")
+        response_id = completion_id(_ID_PREFIX[endpoint])
         started = time.monotonic()
         contexts = [
             StrategyContext(

@@ -14,7 +14,11 @@ import time
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+from ponder.core.engine import StructuredOutput
+
+from .output_format import logit_bias_pairs, structured_output
 
 __all__ = [
     "MAX_STOP_SEQUENCES",
@@ -96,6 +100,7 @@ class _SamplingFields(_Request):
     logit_bias: dict[str, float] | None = None
     n: int = Field(1, ge=1, le=128)
     presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    response_format: dict[str, Any] | None = None
     seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
     stop: str | list[str] | None = None
     stream: bool = False
@@ -114,15 +119,21 @@ class _SamplingFields(_Request):
     # Ponder's extension: how to spend test-time compute on this request.
     tts: dict[str, Any] | None = Field(None, description="Ponder: strategy and its parameters.")
 
+    _structured: StructuredOutput | None = PrivateAttr(None)
+
     @model_validator(mode="after")
     def _check_shared(self) -> _SamplingFields:
         if isinstance(self.stop, list) and len(self.stop) > MAX_STOP_SEQUENCES:
             raise FieldError("stop", f"at most {MAX_STOP_SEQUENCES} stop sequences are allowed")
         if self.stream_options is not None and not self.stream:
             raise FieldError("stream_options", "stream_options is only allowed with stream=true")
-        if self.logit_bias:
-            raise FieldError("logit_bias", "logit_bias is not supported")
+        logit_bias_pairs(self.logit_bias)  # the vocabulary is checked when the request is planned
+        self._structured = structured_output(self.response_format)
         return self
+
+    def structured_output(self) -> StructuredOutput | None:
+        """The structured-output constraint `response_format` asks for (checked on parsing)."""
+        return self._structured
 
     def stop_sequences(self) -> tuple[str, ...]:
         if self.stop is None:
@@ -144,7 +155,7 @@ class ChatCompletionRequest(_SamplingFields):
     top_logprobs: int | None = Field(None, ge=0, le=20)
     tools: list[dict[str, Any]] | None = None
     tool_choice: Any = None
-    response_format: dict[str, Any] | None = None
+    reasoning_effort: str | None = None
 
     @model_validator(mode="after")
     def _check_chat(self) -> ChatCompletionRequest:
@@ -152,8 +163,6 @@ class ChatCompletionRequest(_SamplingFields):
             raise FieldError("top_logprobs", "top_logprobs requires logprobs=true")
         if self.tools:
             raise FieldError("tools", "tool calling is not supported")
-        if self.response_format and self.response_format.get("type") not in (None, "text"):
-            raise FieldError("response_format", "only response_format type 'text' is supported")
         for i, message in enumerate(self.messages):
             try:
                 message.text()

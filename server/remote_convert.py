@@ -31,7 +31,7 @@ from ponder.core.engine import (
     TokenLogprob,
 )
 
-from .engine_common import sampling_fields
+from .engine_common import refused_field, sampling_fields
 
 __all__ = [
     "TOKEN_ID_PREFIX",
@@ -61,6 +61,8 @@ _DEFAULTS: dict[str, Any] = {
     "min_tokens": 0,
     "ignore_eos": False,
     "include_stop_str_in_output": False,
+    "logit_bias": None,
+    "structured_outputs": None,
 }
 
 
@@ -189,4 +191,5 @@ def error_message(status: int, text: str) -> str:
 
 
 def input_error(status: int, text: str) -> EngineInputError:
-    return EngineInputError(f"the engine refused the request: {error_message(status, text)}")
+    message = error_message(status, text)
+    return EngineInputError(f"the engine refused the request: {message}", refused_field(message))

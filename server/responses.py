@@ -47,7 +47,7 @@ __all__ = [
     "wire",
 ]
 
-Endpoint = Literal["chat", "completion"]
+Endpoint = Literal["chat", "completion", "responses"]
 
 _EMPTY = GeneratedSequence(text="", token_ids=(), finish_reason="length")
 

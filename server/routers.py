@@ -14,6 +14,7 @@ from ponder.strategies.registry import STRATEGIES, strategy_class
 from .decoding import request_json
 from .errors import APIError
 from .protocol import ChatCompletionResponse, CompletionResponse
+from .responses_protocol import ResponseObject
 from .serving import Serving
 
 __all__ = ["require_api_key", "router"]
@@ -59,6 +60,22 @@ async def chat_completions(request: Request) -> JSONResponse | StreamingResponse
 )
 async def completions(request: Request) -> JSONResponse | StreamingResponse:
     return await _serving(request).completion(await request_json(request), request)
+
+
+@v1.post(
+    "/responses",
+    response_model=None,
+    responses={
+        200: {
+            "model": ResponseObject,
+            "description": "With stream=true, server-sent Responses events, ending with "
+            "`response.completed` (or `response.incomplete`).",
+        }
+    },
+)
+async def responses(request: Request) -> JSONResponse | StreamingResponse:
+    """OpenAI's Responses API, stateless, over the chat pipeline (strategies included)."""
+    return await _serving(request).responses(await request_json(request), request)
 
 
 @v1.get("/models")

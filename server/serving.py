@@ -18,7 +18,6 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from ponder.core.engine import Engine, EngineError, EngineInputError
 from ponder.core.errors import StrategyInputError
-from ponder.strategies.streaming import TokenStreaming
 from ponder.strategies.usage import Usage
 from ponder.verifiers.base import Question, Verifier, VerifierError
 
@@ -29,9 +28,19 @@ from .planning import PreparedRequest, RequestPlanner, parse_body
 from .policies import PolicyStore
 from .prompts import tokenize_chat, tokenize_text
 from .protocol import ChatCompletionRequest, CompletionRequest
-from .responses import Outcome, reasoning_tokens, response_body, sse, usage_block
+from .responses import (
+    Endpoint,
+    Outcome,
+    reasoning_tokens,
+    response_body,
+    sse,
+    usage_block,
+)
+from .responses_adapter import adapt, response_object, response_wire
+from .responses_protocol import ResponsesRequest
+from .responses_stream import ResponseEvents
 from .settings import Settings
-from .streaming import stream_chosen, stream_tokens, usage_chunk
+from .streaming import stream_chunks, stream_deltas, usage_chunk
 
 __all__ = ["Serving"]
 
@@ -63,6 +72,19 @@ class Serving:
 
     async def chat(self, body: Any, request: Request) -> JSONResponse | StreamingResponse:
         req: ChatCompletionRequest = parse_body(ChatCompletionRequest, body)
+        prepared = await self._plan_chat(req, "chat")
+        return await self._respond(prepared, request)
+
+    async def responses(self, body: Any, request: Request) -> JSONResponse | StreamingResponse:
+        """`/v1/responses`: the chat pipeline under the Responses request and response shapes."""
+        adapted = adapt(body)
+        try:
+            prepared = await self._plan_chat(adapted.chat, "responses")
+            return await self._respond(prepared, request, adapted.request)
+        except APIError as exc:
+            raise adapted.rename(exc) from None
+
+    async def _plan_chat(self, req: ChatCompletionRequest, endpoint: Endpoint) -> PreparedRequest:
         self._log_unknown(req)
         self.planner.check_model(req.model)
         messages = [
@@ -70,8 +92,7 @@ class Serving:
             for m in req.messages
         ]
         prompt = await tokenize_chat(self.engine, messages, "messages")
-        prepared = self.planner.plan(req, "chat", [(prompt, Question(tuple(messages)))], "messages")
-        return await self._respond(prepared, request)
+        return self.planner.plan(req, endpoint, [(prompt, Question(tuple(messages)))], "messages")
 
     async def completion(self, body: Any, request: Request) -> JSONResponse | StreamingResponse:
         req: CompletionRequest = parse_body(CompletionRequest, body)
@@ -129,7 +150,10 @@ class Serving:
         return await self.run(prepared)
 
     async def _respond(
-        self, prepared: PreparedRequest, request: Request
+        self,
+        prepared: PreparedRequest,
+        request: Request,
+        responses_request: ResponsesRequest | None = None,
     ) -> JSONResponse | StreamingResponse:
         ticket = self._admit(prepared)
         if prepared.stream:
@@ -139,7 +163,7 @@ class Serving:
             except BaseException:
                 ticket.release()
                 raise
-            return AdmittedStream(self._stream(prepared), ticket)
+            return AdmittedStream(self._stream(prepared, responses_request), ticket)
         started = time.perf_counter()
         status = "error"
         outcomes: list[Outcome] = []
@@ -156,6 +180,10 @@ class Serving:
         finally:
             ticket.release()
             self._record(prepared, outcomes, status, time.perf_counter() - started)
+        if responses_request is not None:
+            return JSONResponse(
+                response_wire(response_object(prepared, responses_request, outcomes))
+            )
         body = response_body(
             prepared.endpoint,
             response_id=prepared.response_id,
@@ -168,28 +196,32 @@ class Serving:
         )
         return JSONResponse(body)
 
-    async def _stream(self, prepared: PreparedRequest) -> AsyncIterator[str]:
-        """The events of an admitted stream (its slot is released by `AdmittedStream`)."""
+    async def _stream(
+        self, prepared: PreparedRequest, responses_request: ResponsesRequest | None = None
+    ) -> AsyncIterator[str]:
+        """The events of an admitted stream (its slot is released by `AdmittedStream`): chat or
+        completion chunks and `[DONE]`, or the Responses events."""
         started = time.perf_counter()
         status = "error"
         outcomes: list[Outcome] = []
+        events = None if responses_request is None else ResponseEvents(prepared, responses_request)
         try:
-            strategy = prepared.strategy
-            if isinstance(strategy, TokenStreaming) and len(prepared.contexts) == 1:
-                chunks = stream_tokens(prepared, strategy, outcomes)
+            deltas = stream_deltas(
+                prepared,
+                self.run,
+                outcomes,
+                self.settings.keepalive_s,
+                self.settings.progress_interval_s,
+            )
+            if events is not None:
+                async for event in events.events(deltas, outcomes):
+                    yield event
             else:
-                chunks = stream_chosen(
-                    prepared,
-                    self.run,
-                    outcomes,
-                    self.settings.keepalive_s,
-                    self.settings.progress_interval_s,
-                )
-            async for chunk in chunks:
-                yield chunk
-            if prepared.include_usage:
-                usage = usage_block(outcomes, prepared.choices)
-                yield usage_chunk(prepared, usage, prepared.tts(outcomes))
+                async for chunk in stream_chunks(prepared, deltas):
+                    yield chunk
+                if prepared.include_usage:
+                    usage = usage_block(outcomes, prepared.choices)
+                    yield usage_chunk(prepared, usage, prepared.tts(outcomes))
             status = "ok"
         except (asyncio.CancelledError, GeneratorExit):
             status = "cancelled"
@@ -197,10 +229,14 @@ class Serving:
         except Exception as exc:
             error = _client_facing(exc)
             status = "client_error" if error.status < 500 else "error"
-            yield sse(error_body(error.status, error.message, error.param, error.code))
+            if events is not None:
+                yield events.error(error)
+            else:
+                yield sse(error_body(error.status, error.message, error.param, error.code))
         finally:
             self._record(prepared, outcomes, status, time.perf_counter() - started)
-        yield sse("[DONE]")
+        if events is None:
+            yield sse("[DONE]")
 
     # -- accounting ----------------------------------------------------------------------------
 

@@ -1,9 +1,11 @@
 """Server-sent events for both kinds of strategy.
 
 Plain decoding streams tokens as the engine makes them. A search cannot know its answer until it
-ends (or until it settles it, see `strategies/progress.py`), so while it searches it sends
-progress chunks (`progress.py`) and SSE comments as keep-alives, then streams the chosen answers.
-Either way the caller appends the usage chunk and `[DONE]`.
+ends (or until it settles it, see `strategies/progress.py`), so while it searches it reports its
+progress (`progress.py`) and keeps the connection alive, then streams the chosen answers. Either
+way the stream is first a sequence of items (`stream_deltas`: answer deltas, progress reports,
+keep-alives), which the chat and completion chunks here, and the Responses events of
+`responses_stream.py`, put on the wire; the caller appends the usage chunk and `[DONE]`.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from ponder.core.engine import GeneratedSequence, TokenLogprob
+from ponder.core.engine import GeneratedSequence, StreamDelta, TokenLogprob
 from ponder.strategies.base import RankedCandidate, StrategyResult
 from ponder.strategies.streaming import TokenStreaming
 
-from .progress import ProgressFeed
+from .progress import ProgressFeed, TTSProgress
 from .protocol import TTSBlock, UsageInfo
 from .responses import (
     Outcome,
@@ -31,10 +33,23 @@ from .responses import (
 if TYPE_CHECKING:
     from .planning import PreparedRequest
 
-__all__ = ["KEEPALIVE", "chunk", "stream_chosen", "stream_tokens", "usage_chunk"]
+__all__ = [
+    "KEEPALIVE",
+    "StreamItem",
+    "chosen_deltas",
+    "chunk",
+    "stream_chunks",
+    "stream_deltas",
+    "token_deltas",
+    "usage_chunk",
+]
 
 KEEPALIVE = ": keep-alive\n\n"
 FIRST = asyncio.FIRST_COMPLETED
+
+# What a stream is made of before it meets a wire format: an answer's delta, a search's progress
+# report, or None for a keep-alive.
+StreamItem = StreamDelta | TTSProgress | None
 
 logger = logging.getLogger(__name__)
 
@@ -76,9 +91,14 @@ def usage_chunk(prepared: PreparedRequest, usage: UsageInfo, tts: TTSBlock) -> s
     return sse({**_envelope(prepared), "choices": [], "usage": wire(usage), "tts": wire(tts)})
 
 
-async def stream_tokens(
+def progress_chunk(prepared: PreparedRequest, progress: TTSProgress) -> str:
+    """A chunk with no choices and the search's progress (the `openai` client parses it)."""
+    return sse({**_envelope(prepared), "choices": [], "tts_progress": wire(progress)})
+
+
+async def token_deltas(
     prepared: PreparedRequest, strategy: TokenStreaming, outcomes: list[Outcome]
-) -> AsyncIterator[str]:
+) -> AsyncIterator[StreamDelta | None]:
     """A token-streaming strategy: each token as it is generated; the finished sequences land
     in `outcomes`."""
     ctx = prepared.contexts[0]
@@ -86,20 +106,11 @@ async def stream_tokens(
     token_ids: dict[int, list[int]] = {}
     finish: dict[int, str] = {}
     async for delta in strategy.stream(ctx):
-        first = delta.index not in texts
         texts.setdefault(delta.index, []).append(delta.text)
         token_ids.setdefault(delta.index, []).extend(delta.token_ids)
         if delta.finish_reason:
             finish[delta.index] = delta.finish_reason
-        if first and prepared.endpoint == "chat":
-            yield chunk(prepared, delta.index, role=True)
-        yield chunk(
-            prepared,
-            delta.index,
-            text=delta.text,
-            logprobs=delta.logprobs,
-            finish_reason=openai_finish_reason(delta.finish_reason),
-        )
+        yield delta
     sequences = [
         GeneratedSequence(
             text="".join(texts.get(i, [])),
@@ -112,15 +123,15 @@ async def stream_tokens(
     outcomes.append(Outcome(ctx, result))
 
 
-async def stream_chosen(
+async def chosen_deltas(
     prepared: PreparedRequest,
     run: Callable[[PreparedRequest], Awaitable[list[Outcome]]],
     outcomes: list[Outcome],
     keepalive_s: float,
     progress_interval_s: float,
-) -> AsyncIterator[str]:
-    """A search: progress chunks and keep-alives while it runs, early answers as soon as they are
-    settled, then the chosen answers not sent yet.
+) -> AsyncIterator[StreamItem]:
+    """A search: progress reports and keep-alives while it runs, early answers as soon as they
+    are settled, then each chosen answer not sent yet as one delta.
 
     Keep-alives keep their own period whatever else is sent; progress is sent at most every
     `progress_interval_s` (the latest of each prompt), and once more before the answers.
@@ -133,17 +144,17 @@ async def stream_chosen(
     last_progress -= progress_interval_s  # the first report goes out at once
     try:
         while not task.done():
-            # Cleared before the checks: whatever arrives while a chunk is sent wakes the wait.
+            # Cleared before the checks: whatever arrives while an item is sent wakes the wait.
             feed.changed.clear()
             now = loop.time()
             if feed.has_progress and now - last_progress >= progress_interval_s:
-                for item in _progress_chunks(prepared, feed):
-                    yield item
+                for progress in feed.take_progress():
+                    yield progress
                 last_progress = now
-            for item in _early_answer_chunks(prepared, feed, sent):
-                yield item
+            for delta in _early_answers(prepared, feed, sent):
+                yield delta
             if now - last_keepalive >= keepalive_s:
-                yield KEEPALIVE
+                yield None
                 last_keepalive = now
             wake = keepalive_s - (now - last_keepalive)
             if feed.has_progress:
@@ -158,10 +169,10 @@ async def stream_chosen(
         if not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-    for item in _progress_chunks(prepared, feed):
-        yield item
-    for item in _early_answer_chunks(prepared, feed, sent):
-        yield item
+    for progress in feed.take_progress():
+        yield progress
+    for delta in _early_answers(prepared, feed, sent):
+        yield delta
     for p, outcome in enumerate(outcomes):
         for j, candidate in enumerate(outcome.chosen(prepared.choices)):
             index = p * prepared.choices + j
@@ -169,41 +180,68 @@ async def stream_chosen(
                 if sent[index] != candidate.sequence:
                     logger.error("choice %d was streamed early but another was chosen", index)
                 continue
-            for item in _answer_chunks(prepared, index, candidate.sequence):
-                yield item
+            yield _whole(index, candidate.sequence)
 
 
-def _progress_chunks(prepared: PreparedRequest, feed: ProgressFeed) -> list[str]:
-    return [
-        sse({**_envelope(prepared), "choices": [], "tts_progress": wire(progress)})
-        for progress in feed.take_progress()
-    ]
-
-
-def _early_answer_chunks(
+def _early_answers(
     prepared: PreparedRequest, feed: ProgressFeed, sent: dict[int, GeneratedSequence]
-) -> list[str]:
-    """The chunks of the answers settled since the last call; `sent` records them."""
-    items: list[str] = []
+) -> list[StreamDelta]:
+    """The answers settled since the last call, as deltas; `sent` records them."""
+    deltas = []
     for p, answer in feed.take_answers():
         index = p * prepared.choices + answer.choice
         if answer.choice >= prepared.choices or index in sent:
             continue
         sent[index] = answer.sequence
-        items.extend(_answer_chunks(prepared, index, answer.sequence))
-    return items
+        deltas.append(_whole(index, answer.sequence))
+    return deltas
 
 
-def _answer_chunks(prepared: PreparedRequest, index: int, s: GeneratedSequence) -> list[str]:
-    """One whole answer: the role chunk (chat), then its text."""
-    items = [chunk(prepared, index, role=True)] if prepared.endpoint == "chat" else []
-    items.append(
-        chunk(
-            prepared,
-            index,
-            text=s.text,
-            logprobs=s.logprobs,
-            finish_reason=openai_finish_reason(s.finish_reason),
-        )
+def _whole(index: int, s: GeneratedSequence) -> StreamDelta:
+    """One whole answer as a single delta."""
+    return StreamDelta(
+        index=index,
+        text=s.text,
+        token_ids=s.token_ids,
+        logprobs=s.logprobs,
+        finish_reason=s.finish_reason,
     )
-    return items
+
+
+def stream_deltas(
+    prepared: PreparedRequest,
+    run: Callable[[PreparedRequest], Awaitable[list[Outcome]]],
+    outcomes: list[Outcome],
+    keepalive_s: float,
+    progress_interval_s: float,
+) -> AsyncIterator[StreamItem]:
+    """What a stream sends, whatever its wire format: the answers' deltas as they come, progress
+    reports, and None for a keep-alive; the outcomes land in `outcomes` once it is exhausted."""
+    strategy = prepared.strategy
+    if isinstance(strategy, TokenStreaming) and len(prepared.contexts) == 1:
+        return token_deltas(prepared, strategy, outcomes)
+    return chosen_deltas(prepared, run, outcomes, keepalive_s, progress_interval_s)
+
+
+async def stream_chunks(
+    prepared: PreparedRequest, deltas: AsyncIterator[StreamItem]
+) -> AsyncIterator[str]:
+    """Chat and completion chunks of the stream; a chat choice opens with its role."""
+    opened: set[int] = set()
+    async for delta in deltas:
+        if delta is None:
+            yield KEEPALIVE
+            continue
+        if isinstance(delta, TTSProgress):
+            yield progress_chunk(prepared, delta)
+            continue
+        if delta.index not in opened and prepared.endpoint == "chat":
+            yield chunk(prepared, delta.index, role=True)
+        opened.add(delta.index)
+        yield chunk(
+            prepared,
+            delta.index,
+            text=delta.text,
+            logprobs=delta.logprobs,
+            finish_reason=openai_finish_reason(delta.finish_reason),
+        )

@@ -16,8 +16,9 @@ from ponder.core.engine import (
     SamplingOptions,
     TokenLogprob,
 )
+from ponder.core.vllm_compat import input_error_types, structured_outputs_params
 
-from .engine_common import sampling_fields
+from .engine_common import refused_field, sampling_fields
 
 if TYPE_CHECKING:
     from vllm.outputs import CompletionOutput
@@ -45,8 +46,11 @@ _CLIENT_FIELDS = frozenset(
         "seed",
         "stop",
         "min_tokens",
+        "logit_bias",
     }
 )
+# vLLM's names for parameters the client sent under another name.
+_RENAMED_FIELDS = {"structured_outputs": "response_format"}
 
 
 def engine_input_error(exc: BaseException, what: str) -> EngineInputError:
@@ -56,7 +60,9 @@ def engine_input_error(exc: BaseException, what: str) -> EngineInputError:
     TypeErrors for the rest; all of them are the request's fault, none may become a 500.
     """
     parameter = getattr(exc, "parameter", None)
-    param = parameter if parameter in _CLIENT_FIELDS else None
+    param = parameter if parameter in _CLIENT_FIELDS else _RENAMED_FIELDS.get(str(parameter))
+    if param is None:
+        param = refused_field(str(exc))
     return EngineInputError(f"{what}: {exc}", param=param)
 
 
@@ -95,11 +101,11 @@ def sampling_params(options: SamplingOptions, n: int, kind: Any, *, seeded: bool
     # the engine's steps by about 5% (bench/beam_search.py). Fields this vLLM lacks
     # (`skip_clone` is recent) are left out rather than refused.
     changed = {k: v for k, v in wanted.items() if k in _DEFAULTS and v != _DEFAULTS[k]}
-    from vllm.exceptions import VLLMClientError
-
     try:
+        if "structured_outputs" in changed:
+            changed["structured_outputs"] = structured_outputs_params(changed["structured_outputs"])
         return SamplingParams(**changed)
-    except (VLLMClientError, ValueError, TypeError) as exc:
+    except input_error_types() as exc:
         raise engine_input_error(exc, "invalid sampling parameters") from exc
 
 

@@ -99,6 +99,9 @@ class Strategy(ABC):
 
     # Plain decoding: the request's `n` choices are the samples themselves (no search).
     choices_are_samples: ClassVar[bool] = False
+    # Every candidate is sampled whole from the prompt (never continued from a partial answer,
+    # never a critique or a merge), so a structured-output grammar can constrain each one.
+    samples_whole_answers: ClassVar[bool] = False
 
     def needs_diverse_samples(self) -> bool:
         """Whether this request draws several samples of one prompt that must differ, so that a

@@ -35,6 +35,7 @@ class BestOfNParams(StrategyParams):
 
 class BestOfN(Strategy):
     name: ClassVar[str] = "best_of_n"
+    samples_whole_answers: ClassVar[bool] = True
     description: ClassVar[str] = "N samples in one batch; the best by a verifier or weighted vote."
     Params: ClassVar[type[StrategyParams]] = BestOfNParams
     params: BestOfNParams

@@ -18,6 +18,7 @@ __all__ = ["PlainDecoding"]
 
 class PlainDecoding(Strategy):
     choices_are_samples: ClassVar[bool] = True
+    samples_whole_answers: ClassVar[bool] = True
     name: ClassVar[str] = "none"
     description: ClassVar[str] = "Plain decoding: the request's n samples, streamed token by token."
 

@@ -55,6 +55,7 @@ class SelfConsistencyParams(StrategyParams):
 
 class SelfConsistency(Strategy):
     name: ClassVar[str] = "self_consistency"
+    samples_whole_answers: ClassVar[bool] = True
     description: ClassVar[str] = "N samples, majority vote on the final answer; can stop early."
     Params: ClassVar[type[StrategyParams]] = SelfConsistencyParams
     params: SelfConsistencyParams

@@ -72,3 +72,19 @@ def test_the_streamed_progress_chunk_is_documented() -> None:
     for path in ("/v1/chat/completions", "/v1/completions"):
         content = schema["paths"][path]["post"]["responses"]["200"]["content"]
         assert content["text/event-stream"]["schema"]["$ref"].endswith("/ProgressChunk")
+
+
+def test_the_responses_route_documents_its_request_and_response() -> None:
+    with serve() as (client, _):
+        schema = client.get("/openapi.json").json()
+    operation = schema["paths"]["/v1/responses"]["post"]
+    request = resolve(schema, operation["requestBody"]["content"]["application/json"]["schema"])
+    assert {"input", "instructions", "max_output_tokens", "text", "reasoning", "tts"} <= set(
+        request["properties"]
+    )
+    content = operation["responses"]["200"]["content"]
+    response = resolve(schema, content["application/json"]["schema"])
+    assert response["properties"]["object"]["const"] == "response"
+    tts = response["properties"]["tts"]["anyOf"][0]
+    assert tts["$ref"].endswith("/TTSBlock")
+    assert resolve(schema, response["properties"]["usage"]["anyOf"][0])["title"] == "ResponseUsage"

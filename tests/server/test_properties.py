@@ -28,6 +28,7 @@ from tests.scripted import ScriptedEngine
 from tests.server.test_http import CHAT, MODEL, chat, sse_events
 
 COMPLETIONS = "/v1/completions"
+RESPONSES = "/v1/responses"
 
 # What a message must never show: a path, a traceback, a Python class or exception name.
 _LEAKS = re.compile(
@@ -75,7 +76,18 @@ def assert_well_behaved(resp: Any) -> None:
         assert error["param"] is None or isinstance(error["param"], str)
         assert not _LEAKS.search(error["message"]), error["message"]
         return
-    if resp.headers["content-type"].startswith("text/event-stream"):
+    if resp.headers["content-type"].startswith("text/event-stream") and _is_responses(resp):
+        # Responses events: named, numbered, ending in the finished response or an error event.
+        payloads = [
+            json.loads(line.removeprefix("data: "))
+            for line in resp.text.splitlines()
+            if line.startswith("data: ")
+        ]
+        assert [p["sequence_number"] for p in payloads] == list(range(len(payloads)))
+        assert payloads[-1]["type"] in {"response.completed", "response.incomplete", "error"}
+        if payloads[-1]["type"] == "error":
+            assert not _LEAKS.search(payloads[-1]["message"]), payloads[-1]
+    elif resp.headers["content-type"].startswith("text/event-stream"):
         events = sse_events(resp.text)
         assert events[-1] == "[DONE]"
         for event in events[:-1]:
@@ -87,6 +99,10 @@ def assert_well_behaved(resp: Any) -> None:
         if "choices" in body:
             assert body["object"] in {"chat.completion", "text_completion"}
             assert body["usage"]["completion_tokens"] >= 0
+
+
+def _is_responses(resp: Any) -> bool:
+    return bool(resp.request.url.path == RESPONSES)
 
 
 def assert_still_serving(client: TestClient) -> None:
@@ -124,6 +140,15 @@ _fields = st.sampled_from(
         "tts",
         "min_tokens",
         "top_k",
+        "logit_bias",
+        "response_format",
+        "input",
+        "instructions",
+        "max_output_tokens",
+        "text",
+        "reasoning",
+        "store",
+        "previous_response_id",
     ]
 )
 _tts = st.fixed_dictionaries(
@@ -142,10 +167,12 @@ _tts = st.fixed_dictionaries(
 
 @st.composite
 def _bodies(draw: st.DrawFn) -> tuple[str, Any]:
-    endpoint = draw(st.sampled_from([CHAT, COMPLETIONS]))
+    endpoint = draw(st.sampled_from([CHAT, COMPLETIONS, RESPONSES]))
     if endpoint == CHAT:
         content = draw(_text)
         body: dict[str, Any] = chat(content, max_completion_tokens=draw(st.integers(1, 16)))
+    elif endpoint == RESPONSES:
+        body = {"model": MODEL, "input": draw(_text), "max_output_tokens": draw(st.integers(1, 16))}
     else:
         body = {"model": MODEL, "prompt": draw(_text), "max_tokens": draw(st.integers(1, 16))}
     body["temperature"] = draw(st.sampled_from([0, 0.7, 1.0]))

@@ -1,0 +1,106 @@
+"""The server-sent events of a streamed `/v1/responses` request, as the `openai` client parses them.
+
+The sequence is OpenAI's for one text message: `response.created` and `response.in_progress` at
+once, keep-alive comments while a search runs, then `response.output_item.added`,
+`response.content_part.added`, one `response.output_text.delta` per piece of text,
+`response.output_text.done`, `response.content_part.done`, `response.output_item.done` and
+`response.completed` (or `response.incomplete` when the answer hit `max_output_tokens`), whose
+response carries usage and `tts`. Every event is numbered (`sequence_number`) and named in the SSE
+`event:` field as well as in its `type`. An error mid-stream is an `error` event; no `[DONE]`
+follows, as with OpenAI.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from .errors import APIError
+from .planning import PreparedRequest
+from .progress import TTSProgress
+from .responses import Outcome
+from .responses_adapter import new_message_id, renamed, response_object, response_wire
+from .responses_protocol import ResponseObject, ResponseOutputText, ResponsesRequest
+from .streaming import KEEPALIVE, StreamItem
+
+__all__ = ["ResponseEvents"]
+
+
+class ResponseEvents:
+    """The events of one streamed response, numbered in the order they are sent."""
+
+    def __init__(self, prepared: PreparedRequest, request: ResponsesRequest) -> None:
+        self.prepared = prepared
+        self.request = request
+        self.item_id = new_message_id()
+        self._sequence = 0
+
+    def _event(self, kind: str, **fields: Any) -> str:
+        payload = {"type": kind, **fields, "sequence_number": self._sequence}
+        self._sequence += 1
+        return f"event: {kind}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n"
+
+    def _response(self, kind: str, response: ResponseObject) -> str:
+        return self._event(kind, response=response_wire(response))
+
+    def _where(self) -> dict[str, Any]:
+        return {"item_id": self.item_id, "output_index": 0, "content_index": 0}
+
+    def _opened(self) -> list[str]:
+        item = {
+            "id": self.item_id,
+            "content": [],
+            "role": "assistant",
+            "status": "in_progress",
+            "type": "message",
+        }
+        return [
+            self._event("response.output_item.added", output_index=0, item=item),
+            self._event(
+                "response.content_part.added",
+                **self._where(),
+                part=ResponseOutputText(text="").model_dump(),
+            ),
+        ]
+
+    async def events(
+        self, deltas: AsyncIterator[StreamItem], outcomes: Sequence[Outcome]
+    ) -> AsyncIterator[str]:
+        """Every event of the response; `outcomes` is filled once `deltas` is exhausted.
+
+        A search's progress reports have no Responses event of their own and are left out."""
+        started = response_object(self.prepared, self.request, None)
+        yield self._response("response.created", started)
+        yield self._response("response.in_progress", started)
+        opened = False
+        async for delta in deltas:
+            if delta is None:
+                yield KEEPALIVE
+                continue
+            if isinstance(delta, TTSProgress) or delta.index != 0:
+                continue
+            if not opened:
+                for event in self._opened():
+                    yield event
+                opened = True
+            if delta.text:
+                yield self._event(
+                    "response.output_text.delta", **self._where(), delta=delta.text, logprobs=[]
+                )
+        if not opened:
+            for event in self._opened():
+                yield event
+        final = response_object(self.prepared, self.request, outcomes, message_id=self.item_id)
+        message = final.output[0]
+        part = message.content[0]
+        yield self._event("response.output_text.done", **self._where(), text=part.text, logprobs=[])
+        yield self._event("response.content_part.done", **self._where(), part=part.model_dump())
+        yield self._event("response.output_item.done", output_index=0, item=message.model_dump())
+        kind = "response.incomplete" if final.status == "incomplete" else "response.completed"
+        yield self._response(kind, final)
+
+    def error(self, error: APIError) -> str:
+        """The `error` event of a failure mid-stream, naming the Responses field at fault."""
+        e = renamed(error, self.request)
+        return self._event("error", code=e.code, message=e.message, param=e.param)
