@@ -228,9 +228,7 @@ _ASKS_VALUE = frozenset("?_")
 _DECIMALS = re.compile(r"\.([0-9]+)")
 
 
-def _asked_expression(
-    run: list[Token], prev: Token | None, nxt: Token | None
-) -> Expr | None:
+def _asked_expression(run: list[Token], prev: Token | None, nxt: Token | None) -> Expr | None:
     """The expression a run of a question asks about: all of it when it holds no "=", or what
     comes before a trailing "=" with nothing after it (generated arithmetic sets write
     "State the final answer to the following arithmetic problem: 6 - 7 =")."""
