@@ -49,14 +49,18 @@ def problems() -> list[tuple[str, Problem]]:
 
 
 async def sample(output: Path, limit: int | None) -> None:
-    chosen = problems()
+    """Sample the problems not yet in `output` (a run cut short by its time limit resumes)."""
+    done = set()
+    if output.exists():
+        done = {json.loads(line)["id"] for line in output.read_text().splitlines()}
+    chosen = [(t, p) for t, p in problems() if p.id not in done]
     if limit is not None:
         chosen = [(t, p) for t, p in chosen if int(p.id.rsplit("-", 1)[1]) < limit]
     async with (
         served(Settings(port=0)) as (engine, base),
         httpx.AsyncClient(base_url=base, timeout=600) as client,
     ):
-        with output.open("w") as out:
+        with output.open("a") as out:
             # One request at a time, as the issue's measurements were made.
             for task, problem in chosen:
                 started = time.perf_counter()
@@ -87,6 +91,7 @@ async def sample(output: Path, limit: int | None) -> None:
                     "samples": [t["text"] for t in body["tts"]["trace"]],
                 }
                 out.write(json.dumps(row) + "\n")
+                out.flush()
 
 
 def wilson(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
