@@ -11,7 +11,7 @@ Two steps, so that verifier versions are compared on the very same samples:
    Pointing PYTHONPATH at an older checkout scores the same samples with that version.
 
     .venv/bin/python bench/arithmetic_verifier.py sample --output samples.jsonl
-    .venv/bin/python bench/arithmetic_verifier.py score samples.jsonl
+    .venv/bin/python bench/arithmetic_verifier.py score samples.jsonl [--aggregation last]
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from ponder.clients.datasets import Problem, load_dataset
 from ponder.core.answers import extract_answer, tally
 from ponder.server.settings import Settings
 from ponder.verifiers.arithmetic import ArithmeticVerifier
-from ponder.verifiers.base import Candidate, Question
+from ponder.verifiers.base import Aggregation, Candidate, Question
 
 # Held out: the compute-optimal calibration used seeds 101-103 and its held-out set 201-203.
 SETS = {
@@ -103,9 +103,9 @@ def wilson(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
     return centre - half, centre + half
 
 
-async def score(path: Path) -> None:
+async def score(path: Path, aggregation: Aggregation) -> None:
     by_id = {p.id: (task, p) for task, p in problems()}
-    verifier = ArithmeticVerifier()
+    verifier = ArithmeticVerifier(aggregation=aggregation)
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     tokens: dict[str, list[float]] = defaultdict(list)
     for line in path.read_text().splitlines():
@@ -152,11 +152,18 @@ def main() -> None:
     sampling.add_argument("--limit", type=int, help="First N problems of each task.")
     scoring = commands.add_parser("score")
     scoring.add_argument("samples", type=Path)
+    scoring.add_argument(
+        "--aggregation",
+        default="min",
+        choices=["min", "last"],
+        help="min (the default): every step's arithmetic and the final answer; last: the "
+        "final answer alone.",
+    )
     args = parser.parse_args()
     if args.command == "sample":
         asyncio.run(sample(args.output, args.limit))
     else:
-        asyncio.run(score(args.samples))
+        asyncio.run(score(args.samples, args.aggregation))
 
 
 if __name__ == "__main__":

@@ -66,7 +66,8 @@ def test_self_certainty_ranks_by_the_top_logprobs_at_no_engine_cost(server: Live
     usage = response.usage
     assert usage is not None and tts["verifier"] == "self_certainty"
     scores = [c["score"] for c in tts["trace"]]
-    assert all(0 < s < 1 for s in scores)
+    # 0 only for an empty answer, which shows no certainty.
+    assert all(0 <= s < 1 for s in scores) and max(scores) > 0
     assert tts["trace"][tts["chosen_index"]]["score"] == max(scores)
     # Read from the samples' own log-probs: the engine generated the answers and nothing more.
     expected = before + usage.completion_tokens
