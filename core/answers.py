@@ -19,6 +19,7 @@ from functools import lru_cache
 __all__ = [
     "Tally",
     "answer_key",
+    "answer_number",
     "canonical_json",
     "equivalent",
     "extract_answer",
@@ -151,13 +152,18 @@ def _as_number(answer: str) -> Fraction | None:
     return Fraction(m.group(1))
 
 
+def answer_number(answer: str) -> Fraction | None:
+    """The exact number a final answer states ("1,234", "-3/4", "\\frac{1}{2}", "$5$."), or
+    None when it is not one number."""
+    return _as_number(normalize_answer(answer))
+
+
 def answer_key(answer: str) -> str:
     """A canonical key: equal keys mean equal answers (exact for numbers and JSON documents)."""
     if (document := canonical_json(answer)) is not None:
         return _JSON_KEY + document
-    normalized = normalize_answer(answer)
-    number = _as_number(normalized)
-    return f"#{number}" if number is not None else normalized
+    number = answer_number(answer)
+    return f"#{number}" if number is not None else normalize_answer(answer)
 
 
 def _looks_mathematical(key: str) -> bool:

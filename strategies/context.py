@@ -101,9 +101,13 @@ class StrategyContext:
         return f"{self.request_id}-{kind}{next(self._call_numbers)}"
 
     def options_for(self, verifier: Verifier) -> SamplingOptions:
-        """The request's sampling options, asking for log-probs when `verifier` reads them."""
-        if verifier.needs_logprobs and self.options.logprobs is None:
-            return self.options.replace(logprobs=0)
+        """The request's sampling options, asking for log-probs (and as many alternatives per
+        token as it reads) when `verifier` reads them."""
+        if not verifier.needs_logprobs:
+            return self.options
+        wanted = verifier.top_logprobs
+        if self.options.logprobs is None or self.options.logprobs < wanted:
+            return self.options.replace(logprobs=wanted)
         return self.options
 
     def verifier(self, name: str, param: str = "tts.verifier") -> Verifier:

@@ -24,6 +24,7 @@ STRATEGIES: dict[str, str] = {
     "mcts": "ponder.strategies.mcts:MCTS",
     "tree_of_thoughts": "ponder.strategies.tree_of_thoughts:TreeOfThoughts",
     "graph_of_thoughts": "ponder.strategies.graph_of_thoughts:GraphOfThoughts",
+    "rsa": "ponder.strategies.rsa:RecursiveSelfAggregation",
     "self_refine": "ponder.strategies.self_refine:SelfRefine",
     "compute_optimal": "ponder.strategies.compute_optimal:ComputeOptimal",
 }

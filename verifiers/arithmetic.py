@@ -19,7 +19,7 @@ from functools import lru_cache
 from itertools import pairwise
 from typing import ClassVar
 
-from ponder.core.answers import answer_key, extract_answer
+from ponder.core.answers import answer_number, extract_answer, normalize_answer
 
 from .arithmetic_parse import (
     EQ,
@@ -49,6 +49,7 @@ __all__ = [
     "MAX_NESTING",
     "MAX_OPERATORS",
     "ArithmeticVerifier",
+    "answers_question",
     "check_claims",
     "question_value",
     "step_score",
@@ -56,9 +57,6 @@ __all__ = [
 
 # Starts the extra unit that scores the final answer; NUL cannot begin a stripped step of text.
 FINAL_ANSWER_UNIT = "\x00final answer: "
-# Longer "numbers" are no answer; this also keeps `answer_key` clear of Python's limit on
-# converting very long digit strings to int.
-_MAX_ANSWER_CHARS = 100
 
 # A run of these tokens is where claims are looked for.
 _IN_RUN = frozenset({NUM, OP, LP, RP, EQ})
@@ -224,15 +222,33 @@ def step_score(text: str) -> StepScore:
     return 1.0 if all(claims) else 0.0
 
 
+# What may follow a trailing "=" in a question that asks for the value ("7 - 4 =", "3 * 4 = ?",
+# "2 + 2 = ___"): the end, a line break, a question mark or a blank.
+_ASKS_VALUE = frozenset("?_")
+_DECIMALS = re.compile(r"\.([0-9]+)")
+
+
+def _asked_expression(run: list[Token], prev: Token | None, nxt: Token | None) -> Expr | None:
+    """The expression a run of a question asks about: all of it when it holds no "=", or what
+    comes before a trailing "=" with nothing after it (generated arithmetic sets write
+    "State the final answer to the following arithmetic problem: 6 - 7 =")."""
+    equals = sum(t.kind == EQ for t in run)
+    if equals == 0:
+        return _delimited(run, prev, nxt, start=True, end=True)
+    asks = nxt is None or nxt.kind == SOFT or (nxt.kind == OTHER and nxt.text in _ASKS_VALUE)
+    if equals > 1 or run[-1].kind != EQ or not asks:
+        # "If 2 + 3 = 5, ..." states something; it is not what is asked.
+        return None
+    return _delimited(run[:-1], prev, None, start=True, end=False)
+
+
 @lru_cache(maxsize=256)
 def question_value(text: str) -> Fraction | None:
-    """The value of the one arithmetic expression (with no "=") in a question, if it has exactly
-    one and it has a value: "What is 37 + 45?" gives 82."""
+    """The value of the one arithmetic expression a question asks about, if it holds exactly one
+    and it has a value: "What is 37 + 45?" and "... arithmetic problem: 37 + 45 =" give 82."""
     found: list[Expr] = []
     for prev, run, nxt in _runs(tokenize(text)):
-        if any(t.kind == EQ for t in run):
-            continue
-        expr = _delimited(run, prev, nxt, start=True, end=True)
+        expr = _asked_expression(run, prev, nxt)
         if expr is not None and expr.binary_operators:
             found.append(expr)
             if len(found) > 1:
@@ -240,25 +256,28 @@ def question_value(text: str) -> Fraction | None:
     return found[0].value if found else None
 
 
-def _as_number(answer: str) -> Fraction | None:
-    if len(answer) > _MAX_ANSWER_CHARS:
-        return None
-    key = answer_key(answer)
-    # answer_key writes numbers as "#" + str(Fraction).
-    if re.fullmatch(r"#-?[0-9]+(?:/[0-9]+)?", key):
-        return Fraction(key[1:])
-    return None
+def answers_question(answer: str, expected: Fraction) -> bool:
+    """Whether a final answer is the question's value: exactly, or rounded to the places it shows
+    when the value has no finite decimal form ("100 / 3" answered "33.33")."""
+    number = answer_number(answer)
+    if number is None:
+        return False
+    decimals = _DECIMALS.search(normalize_answer(answer))
+    places = len(decimals.group(1)) if decimals else 0
+    return equal(Expr(expected, 1, None), Expr(number, 0, places))
 
 
 class ArithmeticVerifier(ProcessVerifier):
     """Scores each step by the arithmetic claims it makes (see `check_claims`).
 
-    When the question is itself one arithmetic expression ("What is 37 + 45?", "Compute
-    12*(3+4)."), the answer gets one more unit after its steps, `FINAL_ANSWER_UNIT` followed by
-    its extracted final answer, scoring 1.0 when that number equals the expression's value
-    exactly and 0.0 otherwise. So `aggregation="last"` asks "is the final answer right?", and
-    the default `"min"` asks that and "is every step's arithmetic right?" together. Answers with
-    no numeric final answer get no extra unit.
+    When the question asks about one arithmetic expression ("What is 37 + 45?", "Compute
+    12*(3+4).", "State the final answer to the following arithmetic problem: 37 + 45 =",
+    "37 + 45 = ?"), the answer gets one more unit after its steps, `FINAL_ANSWER_UNIT` followed
+    by its extracted final answer, scoring 1.0 when that number is the expression's value (see
+    `answers_question`) and 0.0 otherwise: a true claim that does not answer the question
+    ("7 * 9 = 63.") is no evidence for the answer. So `aggregation="last"` asks "is the final
+    answer right?", and the default `"min"` asks that and "is every step's arithmetic right?"
+    together. Answers with no numeric final answer get no extra unit.
     """
 
     kind: ClassVar[VerifierKind] = "programmatic"
@@ -276,7 +295,7 @@ class ArithmeticVerifier(ProcessVerifier):
         if not steps or question_value(question.text) is None:
             return steps
         answer = extract_answer("\n\n".join(steps))
-        if answer is None or _as_number(answer) is None:
+        if answer is None or answer_number(answer) is None:
             return steps
         return [*steps, f"{FINAL_ANSWER_UNIT}{answer}"]
 
@@ -303,9 +322,9 @@ class ArithmeticVerifier(ProcessVerifier):
             )
             for k in range(start, len(units)):
                 unit = units[k]
-                if final and k == len(units) - 1:
-                    number = _as_number(unit[len(FINAL_ANSWER_UNIT) :])
-                    row.append(1.0 if number == expected else 0.0)
+                if final and expected is not None and k == len(units) - 1:
+                    answer = unit[len(FINAL_ANSWER_UNIT) :]
+                    row.append(1.0 if answers_question(answer, expected) else 0.0)
                 else:
                     row.append(step_score(unit))
             scores.append(row)

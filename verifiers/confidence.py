@@ -1,7 +1,8 @@
 """`confidence`: the policy's own certainty, as the geometric mean of its token probabilities.
 
-Free (it reads log-probs the sampler already returned), and a known-useful signal for best-of-N
-(Kang et al. 2025, "self-certainty"); weaker than a trained verifier.
+Free (it reads log-probs the sampler already returned), and a known-useful signal for best-of-N;
+weaker than a trained verifier. It reads only the sampled tokens: `self_certainty` (Kang et al.
+2025) reads each whole next-token distribution instead.
 """
 
 from __future__ import annotations

@@ -13,10 +13,12 @@ __all__ = ["DEFAULT_VERIFIERS", "VERIFIERS", "verifier_class"]
 
 VERIFIERS: dict[str, str] = {
     "confidence": "ponder.verifiers.confidence:ConfidenceVerifier",
+    "self_certainty": "ponder.verifiers.self_certainty:SelfCertaintyVerifier",
     "arithmetic": "ponder.verifiers.arithmetic:ArithmeticVerifier",
     "reference": "ponder.verifiers.reference:ReferenceVerifier",
     "self_judge": "ponder.verifiers.self_judge:SelfJudgeVerifier",
     "step_judge": "ponder.verifiers.step_judge:StepJudgeVerifier",
+    "genselect": "ponder.verifiers.genselect:GenSelectVerifier",
     "orm": "ponder.verifiers.orm:OutcomeRewardModel",
     "qwen_prm": "ponder.verifiers.qwen_prm:QwenPRM",
     "math_shepherd_prm": "ponder.verifiers.math_shepherd_prm:MathShepherdPRM",
@@ -26,8 +28,10 @@ VERIFIERS: dict[str, str] = {
 # Loaded with every model: they need nothing beyond the policy engine.
 DEFAULT_VERIFIERS: tuple[str, ...] = (
     "confidence",
+    "self_certainty",
     "self_judge",
     "step_judge",
+    "genselect",
     "arithmetic",
     "reference",
 )

@@ -24,6 +24,7 @@ __all__ = [
     "GraphOfThoughts",
     "NoStrategy",
     "PrmBeamSearch",
+    "RecursiveSelfAggregation",
     "SelfConsistency",
     "SelfRefine",
     "StrategyOptions",
@@ -141,6 +142,14 @@ class SelfRefine(StrategyOptions):
     n: int = Field(1, ge=1, le=16)
 
 
+class RecursiveSelfAggregation(StrategyOptions):
+    strategy: Literal["rsa"] = "rsa"
+    population: int = Field(4, ge=1, le=16)
+    subset: int = Field(2, ge=1, le=8)
+    rounds: int = Field(2, ge=1, le=8)
+    verifier: str | None = None
+
+
 class ComputeOptimal(StrategyOptions):
     strategy: Literal["compute_optimal"] = "compute_optimal"
     difficulty: float | str | None = None
@@ -164,6 +173,7 @@ STRATEGY_OPTIONS: dict[str, type[StrategyOptions]] = {
         MCTS,
         TreeOfThoughts,
         GraphOfThoughts,
+        RecursiveSelfAggregation,
         SelfRefine,
         ComputeOptimal,
     )

@@ -44,6 +44,7 @@ CASES = {
         **SMALL,
     },
     "graph_of_thoughts": {"n": 2, "rounds": 1, "aggregations": 1, "verifier": "arithmetic"},
+    "rsa": {"population": 2, "subset": 2, "rounds": 1, "verifier": "arithmetic"},
     "self_refine": {"max_rounds": 1, "verifier": "arithmetic"},
 }
 

@@ -59,6 +59,39 @@ def test_step_judge_scores_each_step_with_the_policy_model(server: LiveServer) -
     assert tts["verifier_tokens"] > judged
 
 
+def test_self_certainty_ranks_by_the_top_logprobs_at_no_engine_cost(server: LiveServer) -> None:
+    before = server.metric(GENERATED)
+    response = best_of_n(server, "self_certainty", n=3)
+    tts = tts_block(response)
+    usage = response.usage
+    assert usage is not None and tts["verifier"] == "self_certainty"
+    scores = [c["score"] for c in tts["trace"]]
+    # 0 only for an empty answer, which shows no certainty.
+    assert all(0 <= s < 1 for s in scores) and max(scores) > 0
+    assert tts["trace"][tts["chosen_index"]]["score"] == max(scores)
+    # Read from the samples' own log-probs: the engine generated the answers and nothing more.
+    expected = before + usage.completion_tokens
+    assert server.wait_metric(GENERATED, expected) == expected
+    assert tts["verifier_tokens"] == 0
+
+
+def test_genselect_picks_one_candidate_in_one_list_wise_call(server: LiveServer) -> None:
+    before = server.metric(GENERATED)
+    response = best_of_n(server, "genselect", n=3)
+    tts = tts_block(response)
+    usage = response.usage
+    assert usage is not None and tts["verifier"] == "genselect"
+    scores = sorted(c["score"] for c in tts["trace"])
+    # One pick: a one-hot vote, or every candidate neutral when the reply named none.
+    assert scores in ([0.0, 0.0, 1.0], [0.5, 0.5, 0.5])
+    if scores[-1] == 1.0:
+        assert tts["trace"][tts["chosen_index"]]["score"] == 1.0
+    # The engine generated the answers and one selection reply of at most 256 tokens.
+    selection = server.settled_metric(GENERATED) - before - usage.completion_tokens
+    assert 0 < selection <= 256
+    assert tts["verifier_tokens"] > selection
+
+
 def test_configured_model_prm_scores_steps_through_the_server(server: LiveServer) -> None:
     calls_before = server.metric("ponder_verifier_calls_total", verifier=TINY_PRM)
     response = best_of_n(server, TINY_PRM, n=3, aggregation="mean")
