@@ -1,10 +1,12 @@
 """What Ponder's server costs on top of the engine: best-of-8 and self-consistency@8.
 
 One process starts one vLLM engine, serves Ponder's HTTP API on it, and for each problem times
-the request through the server and then the same generation (same prompt tokens, n, length and
+the request through the server and the same generation (same prompt tokens, n, length and
 sampling, `ignore_eos` so lengths match exactly) issued straight to vLLM's `AsyncLLM`. Requests run
-one at a time, alternating server and direct, so drift hits both sides alike. The ratio printed is
-total server time / total direct time.
+one at a time, alternating server and direct, and which side goes first swaps from one problem to
+the next: the second request of a pair finds the prompt in the prefix cache and the machine
+warm, which a fixed order would credit to one side. The ratio printed is total server time /
+total direct time.
 
     .venv/bin/python bench/overhead.py [--problems 10] [--max-tokens 64] [--n 8]
 """
@@ -70,21 +72,24 @@ async def run(args: argparse.Namespace) -> None:
                     "tts": {**tts, "n": args.n},
                 }
                 prompt_ids = engine.render_chat(messages)
-                t0 = time.perf_counter()
-                response = await client.post("/v1/chat/completions", json=body)
-                t1 = time.perf_counter()
-                tokens = await direct(
-                    engine, prompt_ids, args.n, args.max_tokens, "verifier" in tts
-                )
-                t2 = time.perf_counter()
+                timed: dict[str, float] = {}
+                for side in ("server", "direct") if i % 2 else ("direct", "server"):
+                    started = time.perf_counter()
+                    if side == "server":
+                        response = await client.post("/v1/chat/completions", json=body)
+                    else:
+                        tokens = await direct(
+                            engine, prompt_ids, args.n, args.max_tokens, "verifier" in tts
+                        )
+                    timed[side] = time.perf_counter() - started
                 response.raise_for_status()
                 if i == 0:  # warm-up for both paths
                     continue
-                server_s += t1 - t0
-                direct_s += t2 - t1
+                server_s += timed["server"]
+                direct_s += timed["direct"]
                 server_tokens += response.json()["usage"]["completion_tokens"]
                 direct_tokens += tokens
-                ratios.append((t1 - t0) / (t2 - t1))
+                ratios.append(timed["server"] / timed["direct"])
             assert server_tokens == direct_tokens, (server_tokens, direct_tokens)
             rows.append((name, server_s, direct_s, statistics.median(ratios), server_tokens))
     print(f"\n{args.problems} problems, n={args.n}, {args.max_tokens} tokens each (ignore_eos)")
