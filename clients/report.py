@@ -7,11 +7,28 @@ trade-off a user weighs before trusting a strategy with their traffic.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["markdown_table", "plot_accuracy", "summarize"]
+__all__ = ["markdown_table", "plot_accuracy", "summarize", "wilson_interval"]
+
+# The normal quantile of a two-sided 95% interval.
+_Z95 = 1.959963984540054
+
+
+def wilson_interval(successes: int, trials: int, z: float = _Z95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (95% by default): unlike the normal
+    approximation it stays inside [0, 1] and is not empty at 0 or all successes, which small
+    evaluations hit often."""
+    if trials <= 0:
+        return 0.0, 1.0
+    p = successes / trials
+    z2 = z * z
+    centre = (p + z2 / (2 * trials)) / (1 + z2 / trials)
+    half = z * math.sqrt(p * (1 - p) / trials + z2 / (4 * trials * trials)) / (1 + z2 / trials)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -22,13 +39,17 @@ def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     summary = []
     for key, group in groups.items():
         n = len(group)
+        correct = sum(bool(r["correct"]) for r in group)
+        low, high = wilson_interval(correct, n)
         summary.append(
             {
                 "config": key,
                 "line": group[0]["line"],
                 "budget": group[0]["budget"],
                 "problems": n,
-                "accuracy": sum(bool(r["correct"]) for r in group) / n,
+                "accuracy": correct / n,
+                "accuracy_low": low,
+                "accuracy_high": high,
                 "generated_tokens": sum(r["generated_tokens"] for r in group) / n,
                 "verifier_tokens": sum(r["verifier_tokens"] for r in group) / n,
                 "wall_s": sum(r["wall_s"] for r in group) / n,
@@ -41,14 +62,14 @@ def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
     lines = [
         "| configuration | problems | accuracy | generated tokens | verifier tokens | wall s "
-        "| errors |",
-        "|---|---|---|---|---|---|---|",
+        "| errors | accuracy 95% CI (Wilson) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for s in summary:
         lines.append(
             f"| {s['config']} | {s['problems']} | {s['accuracy']:.1%} | "
             f"{s['generated_tokens']:.0f} | {s['verifier_tokens']:.0f} | {s['wall_s']:.2f} | "
-            f"{s['errors']} |"
+            f"{s['errors']} | {s['accuracy_low']:.1%}–{s['accuracy_high']:.1%} |"
         )
     return "\n".join(lines) + "\n"
 
