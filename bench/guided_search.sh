@@ -59,5 +59,5 @@ case "$phase" in
     ;;
   *) echo "unknown phase $phase" >&2; exit 2 ;;
 esac
-flock "$lock" "$ponder" eval "${common[@]}" "${data[@]}" "${configs[@]}" \
+flock "$lock" timeout "${LIMIT_S:-600}" "$ponder" eval "${common[@]}" "${data[@]}" "${configs[@]}" \
   --title "chain sums, SmolLM2-135M: $phase" --output "$out/$phase"

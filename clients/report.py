@@ -69,7 +69,7 @@ def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
         lines.append(
             f"| {s['config']} | {s['problems']} | {s['accuracy']:.1%} | "
             f"{s['generated_tokens']:.0f} | {s['verifier_tokens']:.0f} | {s['wall_s']:.2f} | "
-            f"{s['errors']} | {s['accuracy_low']:.1%}–{s['accuracy_high']:.1%} |"
+            f"{s['errors']} | {s['accuracy_low']:.1%} to {s['accuracy_high']:.1%} |"
         )
     return "\n".join(lines) + "\n"
 
