@@ -132,7 +132,7 @@ class _Simulations:
         while simulations < p.simulations and not budget.past_deadline():
             if not any(self._open(n) for n in self.tree.nodes):
                 break  # every leaf is finished: more simulations would only recount them
-            if not budget.fit_verifier_calls(1):
+            if not self.tree.by_confidence and not budget.fit_verifier_calls(1):
                 break  # new nodes could not be valued: expanding them would waste tokens
             leaf = self._select()
             self.selected.append(leaf.id)

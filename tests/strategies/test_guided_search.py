@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import pytest
 
 from ponder.core.errors import StrategyInputError
+from ponder.strategies.budget import Budget, BudgetParams
 from ponder.strategies.mcts import MCTS, MCTSParams
 from ponder.strategies.prm_beam_search import PrmBeamSearch, PrmBeamSearchParams
 from ponder.strategies.search import SearchParams, SearchTree
@@ -182,6 +183,13 @@ async def test_mcts_valued_by_confidence_alone_calls_no_verifier() -> None:
     assert result.details["selected"][:2] == [0, 2]
     assert judge_calls(engine) == [] and ctx.usage.verifier_calls == 0
     assert len(engine.calls) == ctx.usage.engine_calls == 3
+
+
+async def test_confidence_needs_no_verifier_budget() -> None:
+    strategy, ctx, engine = mcts_run(0.0, verifier="confidence", simulations=2)
+    ctx.budget = Budget(BudgetParams(max_verifier_calls=0))
+    result = await strategy.run(ctx)
+    assert result.details["simulations"] == 2 and len(engine.calls) == 2
 
 
 async def test_the_three_measures() -> None:
