@@ -2,12 +2,12 @@
 # Confidence-guided step search (#17) on the embedded model: prm_beam_search, mcts and
 # tree_of_thoughts guided by the model's own step confidence (`verifier: confidence`) against
 # the same searches guided by `step_judge`, self-consistency and confidence-selected best-of-N,
-# on reasoning-gym chain sums. Each phase is one `ponder eval` under the shared engine lock
+# on reasoning-gym chain sums. The default measure is the search default (`step_mean`). Each phase is one `ponder eval` under the shared engine lock
 # (at most ~10 minutes on the 2-core CPU machine), so run them one at a time:
 #
-#   bench/guided_search.sh tune        # which confidence measure: seeds 301-303, 30 problems
-#   bench/guided_search.sh confidence  # held out (seeds 401-403, 60 problems): confidence, SC, BoN
-#   bench/guided_search.sh judge       # the same held-out problems: step_judge guidance
+#   bench/guided_search.sh tune     # which confidence measure: seeds 301-303, 30 problems
+#   bench/guided_search.sh heldout  # held out (seeds 401-403, 90 problems): each search guided
+#                                   # by confidence and by step_judge, SC@2/4/8, BoN@4 confidence
 #
 # Writes into ${OUT:-bench/results/guided_search}/PHASE.
 set -euo pipefail
@@ -26,7 +26,7 @@ step='"max_steps": 4, "step_tokens": 32'
 beam="\"strategy\": \"prm_beam_search\", \"n\": 4, \"beam_width\": 2, $step"
 mcts="\"strategy\": \"mcts\", \"simulations\": 4, \"expansions\": 2, $step"
 tot="\"strategy\": \"tree_of_thoughts\", \"breadth\": 2, \"proposals\": 2, $step"
-phase=${1:?usage: guided_search.sh tune|confidence|judge}
+phase=${1:?usage: guided_search.sh tune|heldout}
 mkdir -p "$out/$phase"
 case "$phase" in
   tune)
@@ -38,23 +38,19 @@ case "$phase" in
       done
     done
     ;;
-  confidence)
-    mapfile -t data < <(sets 20 40 | tr ' ' '\n')
-    configs=(
-      --strategy "prm_beam_search/confidence={$beam, \"verifier\": \"confidence\"}"
-      --strategy "mcts/confidence={$mcts, \"verifier\": \"confidence\"}"
-      --strategy "tree_of_thoughts/confidence={$tot, \"verifier\": \"confidence\"}"
+  heldout)
+    mapfile -t data < <(sets 30 40 | tr ' ' '\n')
+    configs=()
+    for search in beam mcts tot; do
+      for verifier in confidence step_judge; do
+        configs+=(--strategy "$search/$verifier={${!search}, \"verifier\": \"$verifier\"}")
+      done
+    done
+    configs+=(
+      --strategy 'self_consistency@2={"strategy": "self_consistency", "n": 2}'
       --strategy 'self_consistency@4={"strategy": "self_consistency", "n": 4}'
       --strategy 'self_consistency@8={"strategy": "self_consistency", "n": 8}'
       --strategy 'best_of_n@4/confidence={"strategy": "best_of_n", "n": 4, "verifier": "confidence"}'
-    )
-    ;;
-  judge)
-    mapfile -t data < <(sets 20 40 | tr ' ' '\n')
-    configs=(
-      --strategy "prm_beam_search/step_judge={$beam, \"verifier\": \"step_judge\"}"
-      --strategy "mcts/step_judge={$mcts, \"verifier\": \"step_judge\"}"
-      --strategy "tree_of_thoughts/step_judge={$tot, \"verifier\": \"step_judge\"}"
     )
     ;;
   *) echo "unknown phase $phase" >&2; exit 2 ;;
