@@ -6,7 +6,7 @@
 # (at most ~10 minutes on the 2-core CPU machine), so run them one at a time:
 #
 #   bench/guided_search.sh tune     # which confidence measure: seeds 301-303, 30 problems
-#   bench/guided_search.sh heldout  # held out (seeds 401-403, 90 problems): each search guided
+#   bench/guided_search.sh heldout  # held out (seeds 401-403, 60 problems): each search guided
 #                                   # by confidence and by step_judge, SC@2/4/8, BoN@4 confidence
 #
 # Writes into ${OUT:-bench/results/guided_search}/PHASE.
@@ -39,7 +39,7 @@ case "$phase" in
     done
     ;;
   heldout)
-    mapfile -t data < <(sets 30 40 | tr ' ' '\n')
+    mapfile -t data < <(sets 20 40 | tr ' ' '\n')
     configs=()
     for search in beam mcts tot; do
       for verifier in confidence step_judge; do
