@@ -16,8 +16,10 @@ from collections.abc import Sequence
 from .engine import TokenLogprob
 
 __all__ = [
+    "bounded_confidence",
     "group_confidences",
     "lowest_group_confidence",
+    "mean_probability",
     "mean_token_confidence",
     "self_certainty",
     "tail_confidence",
@@ -74,6 +76,25 @@ def mean_token_confidence(tokens: Sequence[TokenLogprob]) -> float | None:
     if not tokens:
         return None
     return sum(token_confidence(t) for t in tokens) / len(tokens)
+
+
+def mean_probability(tokens: Sequence[TokenLogprob]) -> float | None:
+    """The geometric mean of the sampled tokens' probabilities, exp(mean log-prob), in (0, 1]:
+    how likely the model found what it wrote, per token. It reads only the sampled tokens'
+    log-probs, so the engine need report no alternatives."""
+    if not tokens:
+        return None
+    return math.exp(sum(t.logprob for t in tokens) / len(tokens))
+
+
+def bounded_confidence(confidence: float) -> float:
+    """A token or group confidence (in [0, inf)) mapped onto [0, 1), as 1 - exp(-confidence),
+    for callers that compare it with scores in [0, 1] (a search mixing it with a verifier's).
+
+    Monotone, so it keeps every order the confidence gives; with alternatives it reads as one
+    minus the geometric mean of their probabilities.
+    """
+    return -math.expm1(-max(confidence, 0.0))
 
 
 def self_certainty(tokens: Sequence[TokenLogprob], vocab_size: int) -> float | None:

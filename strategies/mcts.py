@@ -8,9 +8,11 @@ verifier scores, or the scores of greedy rollouts to a final answer) and backs t
 Two choices the literature leaves open, and why we made them:
 
 - The prior P is uniform over a node's children (1/k; 1/len(children) if the budget trimmed an
-  expansion). The children are samples from the policy, so the policy's preference is already in
-  which steps exist; and the verifier's opinion already enters through Q (every new child is
-  backed up at once), so using it as the prior too would count it twice.
+  expansion) unless `confidence_weight` asks for the policy's confidence in each step, read from
+  the expansion call's log-probs: then that share of P is in proportion to the siblings'
+  confidences (values.py's `confidence_prior`). The verifier's score is never the prior: its
+  opinion already enters through Q (every new child is backed up at once), and using it as the
+  prior too would count it twice. With the `confidence` verifier, Q is the confidence itself.
 - Every new child's value is backed up, each along its own path: a child starts with one visit
   and its value, and its ancestors gain one visit and that value per child. So a node's Q is the
   mean value of everything evaluated below it, N(parent) counts those evaluations, and a branch
@@ -34,7 +36,7 @@ from .base import Strategy, StrategyParams, StrategyResult
 from .context import StrategyContext
 from .progress import best_score
 from .search import Node, SearchParams, SearchTree
-from .values import RolloutScore, SearchValue, VerifierScore
+from .values import RolloutScore, SearchValue, VerifierScore, confidence_prior
 
 __all__ = ["MCTS", "MCTSParams"]
 
@@ -99,6 +101,7 @@ class MCTS(Strategy):
         candidates = search.ranked()
         details: dict[str, Any] = {
             "verifier": search.tree.verifier.name,
+            **search.tree.guidance(),
             "simulations": simulations,
         }
         if p.return_trace:
@@ -130,7 +133,7 @@ class _Simulations:
         while simulations < p.simulations and not budget.past_deadline():
             if not any(self._open(n) for n in self.tree.nodes):
                 break  # every leaf is finished: more simulations would only recount them
-            if not budget.fit_verifier_calls(1):
+            if not self.tree.by_confidence and not budget.fit_verifier_calls(1):
                 break  # new nodes could not be valued: expanding them would waste tokens
             leaf = self._select()
             self.selected.append(leaf.id)
@@ -174,7 +177,12 @@ class _Simulations:
         if node.rollout_of is not None:
             return {"rollout": True}
         stats = self.stats.get(node)
-        return {"visits": stats.visits, "value": stats.value} if stats is not None else {}
+        if stats is None:
+            return {}
+        labels: dict[str, Any] = {"visits": stats.visits, "value": stats.value}
+        if self.tree.params.confidence_weight and node is not self.tree.root:
+            labels["confidence"] = self.tree.confidence(node)
+        return labels
 
     def _visits(self, node: Node) -> int:
         stats = self.stats.get(node)
@@ -197,11 +205,13 @@ class _Simulations:
             children = [c for c in node.children if c.rollout_of is None]
             if not children:
                 break
-            # Prior 1/k (see the module docstring); Q is 0 for a child no value reached yet.
-            exploration = self.params.c_puct * math.sqrt(self._visits(node)) / len(children)
+            # PUCT: Q + c * P * sqrt(N) / (1 + n), P as the module docstring says; Q is 0 for
+            # a child no value reached yet.
+            exploration = self.params.c_puct * math.sqrt(self._visits(node))
+            priors = confidence_prior(self.tree, children)
             scores = [
-                (self.stats[c].mean() or 0.0) + exploration / (1 + self._visits(c))
-                for c in children
+                (self.stats[c].mean() or 0.0) + exploration * prior / (1 + self._visits(c))
+                for c, prior in zip(children, priors, strict=True)
             ]
             best = max(scores)
             node = children[scores.index(best)]  # the first best: children are in id order

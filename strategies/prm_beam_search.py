@@ -10,7 +10,8 @@ candidates diverse when one early path would otherwise crowd out the rest.
 
 Everything is done through the search core: a level is one engine call (`SearchTree.expand`) and
 one verifier call, valued by the core's `VerifierScore`, or its `RolloutScore` for lookahead,
-which adds one greedy engine call per lookahead step.
+which adds one greedy engine call per lookahead step; `confidence_weight` mixes the steps' own
+confidence in (`ConfidenceMix`), and the `confidence` verifier ranks by it alone, with no call.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from .base import Strategy, StrategyParams, StrategyResult
 from .context import StrategyContext
 from .progress import best_score
 from .search import Node, SearchParams, SearchTree, best_first
-from .values import RolloutScore, SearchValue, VerifierScore
+from .values import RolloutScore, SearchValue, VerifierScore, guided
 
 __all__ = ["PrmBeamSearch", "PrmBeamSearchParams"]
 
@@ -150,7 +151,7 @@ class PrmBeamSearch(Strategy):
         the child is kept, with its rollout's score."""
         lookahead = self.params.lookahead
         value: SearchValue = RolloutScore(lookahead) if lookahead else VerifierScore()
-        for node, score in zip(nodes, await value(tree, nodes), strict=True):
+        for node, score in zip(nodes, await guided(value, tree)(tree, nodes), strict=True):
             node.score = score
 
     async def _result(
@@ -172,6 +173,7 @@ class PrmBeamSearch(Strategy):
         ranking = [position[n.id] for n in best_first(chosen)]
         details: dict[str, Any] = {
             "verifier": tree.verifier.name,
+            **tree.guidance(),
             "levels": levels,
             "finished": len(finished),
         }

@@ -7,6 +7,11 @@ node, to see where it leads) and evaluation (`evaluate`: every node of a level i
 call, through the step-score cache; the values built on it are in values.py). PRM beam search,
 MCTS and Tree of Thoughts differ only in which nodes they expand, how they value them and which
 they keep.
+
+A search may also be guided by the model's own confidence in each step, read from the log-probs
+of the engine call that generated it (`SearchParams.confidence`): with the `confidence` verifier
+it is the node's value and no verifier is called; with another verifier `confidence_weight` mixes
+it in (values.py) or makes it MCTS's prior.
 """
 
 from __future__ import annotations
@@ -14,12 +19,13 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ponder.core.answers import extract_answer
-from ponder.core.engine import FinishReason, GeneratedSequence, SamplingOptions
+from ponder.core.confidence import bounded_confidence, lowest_group_confidence, mean_probability
+from ponder.core.engine import FinishReason, GeneratedSequence, SamplingOptions, TokenLogprob
 from ponder.core.errors import StrategyInputError
 from ponder.verifiers.base import Candidate, StepScore, Verifier
 
@@ -27,7 +33,9 @@ from .base import RankedCandidate, StrategyParams
 from .context import StrategyContext
 
 __all__ = [
+    "CONFIDENCE_VERIFIER_FAMILY",
     "MAX_DEPTH",
+    "ConfidenceMeasure",
     "Node",
     "Rankable",
     "SearchParams",
@@ -39,6 +47,13 @@ __all__ = [
 # Hard ceilings on the knobs every search shares; the server's caps bound their product.
 MAX_DEPTH = 64
 MAX_STEP_TOKENS = 4096
+# The verifier family a search reads from its steps' log-probs itself (verifiers/confidence.py).
+CONFIDENCE_VERIFIER_FAMILY = "confidence"
+# Alternatives per token a group confidence reads by default: with the sampled token alone,
+# DeepConf's token confidence (minus the alternatives' mean log-prob) would be its surprisal.
+GROUP_TOP_LOGPROBS = 5
+
+ConfidenceMeasure = Literal["step_mean", "step_lowest_group", "path_mean"]
 
 
 class Rankable(Protocol):
@@ -82,8 +97,56 @@ class SearchParams(StrategyParams):
     max_steps: int = Field(8, ge=1, le=MAX_DEPTH, description="Most steps in one solution.")
     step_tokens: int = Field(128, ge=1, le=MAX_STEP_TOKENS, description="Most tokens in one step.")
 
+    confidence: ConfidenceMeasure = Field(
+        "step_mean",
+        description="A node's confidence, from the log-probs of the call that generated it: "
+        "its step's mean token probability (step_mean), its least confident window of "
+        "confidence_window tokens (step_lowest_group, DeepConf), or the whole path's mean token "
+        "probability (path_mean). Its value with verifier=confidence; see confidence_weight.",
+    )
+    confidence_window: int = Field(
+        16, ge=1, le=MAX_STEP_TOKENS, description="Tokens per window of step_lowest_group."
+    )
+    confidence_top_logprobs: int | None = Field(
+        None,
+        ge=0,
+        le=20,
+        description="Alternatives per token the confidence reads (default: 0 for the means, "
+        f"{GROUP_TOP_LOGPROBS} for step_lowest_group, which needs at least 2).",
+    )
+    confidence_weight: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="prm_beam_search, tree_of_thoughts: the confidence's share of a node's "
+        "value, the rest the verifier's score (with a verifier other than confidence); mcts: "
+        "its share of the PUCT prior, the rest uniform.",
+    )
+
+    @model_validator(mode="after")
+    def _group_needs_alternatives(self) -> SearchParams:
+        if self.confidence == "step_lowest_group" and self.top_logprobs() < 2:
+            raise StrategyInputError(
+                "step_lowest_group reads DeepConf's token confidence, the mean log-prob of the "
+                "top alternatives; it needs at least 2 of them",
+                "confidence_top_logprobs",
+            )
+        return self
+
     def verifier_names(self) -> dict[str, str]:
         return {"tts.verifier": self.verifier}
+
+    def top_logprobs(self) -> int:
+        """Alternatives per token the confidence measure asks the engine for."""
+        if self.confidence_top_logprobs is not None:
+            return self.confidence_top_logprobs
+        return GROUP_TOP_LOGPROBS if self.confidence == "step_lowest_group" else 0
+
+    def top_logprobs_needed(self) -> dict[str, int]:
+        # Asked for only when the confidence is read (see SearchTree); planning cannot tell the
+        # verifier's family from its name, so the need is declared whenever it is set.
+        wanted = self.top_logprobs()
+        return {"tts.confidence_top_logprobs": wanted} if wanted else {}
 
     def bounds(self, max_tokens: int) -> StepBounds:
         """The step and path bounds of a request whose answers have `max_tokens` at most."""
@@ -103,6 +166,8 @@ class Node:
     text: str = ""
     step_text: str = ""
     step_tokens: int = 0
+    # The step's token log-probs, when the search reads its confidence.
+    logprobs: tuple[TokenLogprob, ...] | None = None
     terminal: bool = False
     finish_reason: FinishReason | None = None
     score: float | None = None
@@ -148,16 +213,27 @@ class SearchTree:
         self.root = Node(next(self._ids), None, 0)
         self.nodes: list[Node] = [self.root]
         self.verifier: Verifier = ctx.verifier(params.verifier)
-        if self.verifier.needs_logprobs:
+        # The confidence verifier guides a search by each step's log-probs, read here; any
+        # other log-prob verifier would need whole answers' log-probs, which paths do not keep.
+        self.by_confidence = self.verifier.family == CONFIDENCE_VERIFIER_FAMILY
+        if self.verifier.needs_logprobs and not self.by_confidence:
             raise StrategyInputError(
-                f"verifier {params.verifier!r} reads token log-probs, which step-level searches "
-                "do not keep; choose another verifier",
+                f"verifier {params.verifier!r} reads whole answers' token log-probs, which "
+                "step-level searches do not keep; choose another verifier",
                 "tts.verifier",
             )
+        # Weighted in with another verifier's score (values.py), or MCTS's prior.
+        self.mixes_confidence = not self.by_confidence and params.confidence_weight > 0
+        self.reads_confidence = self.by_confidence or params.confidence_weight > 0
+        logprobs = ctx.options.logprobs
+        if self.reads_confidence:
+            # Asked of the call that generates each step: the confidence costs no second pass.
+            logprobs = max(logprobs or 0, params.top_logprobs())
         self.step_options = ctx.options.replace(
             max_tokens=min(params.step_tokens, ctx.options.max_tokens),
             stop=(params.step_delimiter, *ctx.options.stop),
             include_stop=True,
+            logprobs=logprobs,
         )
 
     def _child(self, parent: Node, sequence: GeneratedSequence) -> Node:
@@ -177,6 +253,7 @@ class SearchTree:
             text=text,
             step_text=sequence.text,
             step_tokens=sequence.num_tokens,
+            logprobs=sequence.logprobs if self.reads_confidence else None,
             terminal=terminal,
             finish_reason="stop" if at_delimiter else sequence.finish_reason,
         )
@@ -229,10 +306,35 @@ class SearchTree:
             rolling = still
         return tips
 
+    def guidance(self) -> dict[str, Any]:
+        """How the confidence entered the search, for the response's details."""
+        if not self.reads_confidence:
+            return {}
+        p = self.params
+        return {"confidence": p.confidence, "confidence_weight": p.confidence_weight}
+
+    def confidence(self, node: Node) -> float | None:
+        """The node's confidence in [0, 1] by the request's measure; None without log-probs."""
+        p = self.params
+        if p.confidence == "path_mean":
+            path = [t for n in node.path() for t in (n.logprobs or ())]
+            return mean_probability(path)
+        if not node.logprobs:
+            return None
+        if p.confidence == "step_mean":
+            return mean_probability(node.logprobs)
+        lowest = lowest_group_confidence(node.logprobs, p.confidence_window)
+        return None if lowest is None else bounded_confidence(lowest)
+
     async def evaluate(self, nodes: Sequence[Node]) -> None:
-        """Score nodes in one verifier call (the step-score cache spares known prefixes)."""
+        """Score nodes in one verifier call (the step-score cache spares known prefixes); by
+        the confidence verifier, each node's confidence, with no call at all."""
         todo = [n for n in nodes if n.score is None and n is not self.root]
         if not todo:
+            return
+        if self.by_confidence:
+            for node in todo:
+                node.score = self.confidence(node)
             return
         candidates = [Candidate(text=n.text, token_ids=n.token_ids) for n in todo]
         scored = await self.ctx.score_candidates(self.verifier, candidates)

@@ -6,7 +6,8 @@ by one of the values the search core offers (values.py): a verifier's score (one
 step-score cache) or, as in the paper's "vote" evaluator, the policy model's votes for the most
 promising of the numbered thoughts (one engine call with n=votes). BFS keeps the `breadth` best
 thoughts per level; DFS follows the best child first, prunes children valued below `threshold` and
-backtracks when a subtree runs dry.
+backtracks when a subtree runs dry. The `confidence` verifier values thoughts by the model's own
+confidence in them, read from the proposal call's log-probs; `confidence_weight` mixes it in.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from .base import Strategy, StrategyParams, StrategyResult
 from .context import StrategyContext
 from .progress import best_score
 from .search import Node, SearchParams, SearchTree, best_first
-from .values import VOTE_TOKENS, ModelVote, SearchValue, VerifierScore
+from .values import VOTE_TOKENS, ModelVote, SearchValue, VerifierScore, guided
 
 __all__ = ["TreeOfThoughts", "TreeOfThoughtsParams"]
 
@@ -82,7 +83,7 @@ class TreeOfThoughts(Strategy):
         p = self.params
         search = _Search(SearchTree(ctx, p), p)
         tree = search.tree
-        details: dict[str, Any] = {"method": p.method, "value": p.value}
+        details: dict[str, Any] = {"method": p.method, "value": p.value, **tree.guidance()}
         found = None
         if p.method == "bfs":
             details["levels"] = await search.bfs()
@@ -120,6 +121,8 @@ class _Search:
         self.value_of: SearchValue = (
             ModelVote(params.votes) if params.value == "vote" else VerifierScore()
         )
+        # What thoughts are ranked by: the value, with their confidence mixed in if asked.
+        self.ranking_value = guided(self.value_of, tree)
         self.expansions = 0
         self._visits = 0
 
@@ -192,6 +195,6 @@ class _Search:
 
     async def value(self, nodes: Sequence[Node]) -> None:
         """Give every new thought a value (its score), in one call."""
-        values = await self.value_of(self.tree, nodes)
+        values = await self.ranking_value(self.tree, nodes)
         for node, value in zip(nodes, values, strict=True):
             node.score = value

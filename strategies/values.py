@@ -10,6 +10,9 @@ engine call and returns a value per node in [0, 1], None where the budget left i
   (PRM beam search's lookahead) or to a final answer (MCTS rollouts; outcome verifiers work too).
 - `ModelVote`: the share of the policy model's votes for the node as the most promising of the
   batch (Tree of Thoughts' vote evaluator).
+- `ConfidenceMix`: any of these mixed with the node's confidence, read from the log-probs of the
+  call that generated it (`SearchTree.confidence`), free. With the `confidence` verifier the
+  confidence is the verifier's score itself, so `VerifierScore` and `RolloutScore` read it.
 """
 
 from __future__ import annotations
@@ -26,10 +29,13 @@ from .search import Node, SearchTree
 __all__ = [
     "VOTE_PROMPT",
     "VOTE_TOKENS",
+    "ConfidenceMix",
     "ModelVote",
     "RolloutScore",
     "SearchValue",
     "VerifierScore",
+    "confidence_prior",
+    "guided",
     "parse_vote",
 ]
 
@@ -128,3 +134,41 @@ class ModelVote:
             node.notes["votes"] = count
         # No valid vote (or none sampled: budget) leaves the thoughts unvalued, not tied.
         return [count / valid if valid else None for count in counts]
+
+
+@dataclass(frozen=True)
+class ConfidenceMix:
+    """`(1 - weight) * value + weight * confidence` per node: the verifier's judgment tempered
+    by how sure the model was of the step. A node the value left unvalued (budget) stays so."""
+
+    value: SearchValue
+    weight: float
+
+    async def __call__(self, tree: SearchTree, nodes: Sequence[Node]) -> list[float | None]:
+        values = await self.value(tree, nodes)
+        mixed: list[float | None] = []
+        for node, value in zip(nodes, values, strict=True):
+            confidence = tree.confidence(node)
+            node.notes["confidence"] = confidence
+            if value is None or confidence is None:
+                mixed.append(value)
+            else:
+                mixed.append((1 - self.weight) * value + self.weight * confidence)
+        return mixed
+
+
+def guided(value: SearchValue, tree: SearchTree) -> SearchValue:
+    """`value`, mixed with the nodes' confidence when the request weighs it in."""
+    return ConfidenceMix(value, tree.params.confidence_weight) if tree.mixes_confidence else value
+
+
+def confidence_prior(tree: SearchTree, children: Sequence[Node]) -> list[float]:
+    """MCTS's prior over siblings: `confidence_weight` of it in proportion to their confidence,
+    the rest uniform (uniform alone when the weight is 0 or no confidence was read)."""
+    uniform = 1 / len(children)
+    weight = tree.params.confidence_weight
+    confidences = [tree.confidence(c) or 0.0 for c in children] if weight else []
+    total = sum(confidences)
+    if total <= 0:
+        return [uniform] * len(children)
+    return [(1 - weight) * uniform + weight * c / total for c in confidences]

@@ -46,7 +46,8 @@ class ScriptedEngine:
 
     `judge` maps a candidate answer to P(Yes) for self-judge prompts (recognised by their text),
     and a step to P(Yes) for step-judge prompts.
-    `token_logprob` is every generated token's log-prob. `delay` is seconds per call.
+    `token_logprob` is every generated token's log-prob, unless `logprob_of` maps a
+    continuation's text (after stop strings) to its tokens' log-prob. `delay` is seconds per call.
     `responder`, when given, replaces `texts`: it maps (prompt text, n) to the n continuations, so a
     search test can script continuations by the partial solution they extend. Stop strings are
     honoured as vLLM does (`include_stop` keeps them), and so is `max_tokens`.
@@ -58,6 +59,7 @@ class ScriptedEngine:
     # For token-level searches: the (token id, logprob) alternatives after a prompt of token ids.
     next_tokens: Callable[[list[int]], list[tuple[int, float]]] | None = None
     token_logprob: float = -0.1
+    logprob_of: Callable[[str], float] | None = None
     delay: float = 0.0
     model_name: str = "scripted-model"
     max_model_len: int = 4096
@@ -114,17 +116,16 @@ class ScriptedEngine:
         finish = "length" if len(ids) < len(text) else "stop"
         if finish == "length":
             stop_reason = None
+        logprob = self.token_logprob if self.logprob_of is None else self.logprob_of(text)
         logprobs = None
         if options.logprobs is not None:
-            logprobs = tuple(
-                TokenLogprob(token_id=t, token=chr(t), logprob=self.token_logprob) for t in ids
-            )
+            logprobs = tuple(TokenLogprob(token_id=t, token=chr(t), logprob=logprob) for t in ids)
         return GeneratedSequence(
             text=self.decode(ids),
             token_ids=tuple(ids),
             finish_reason=finish,  # type: ignore[arg-type]
             logprobs=logprobs,
-            cumulative_logprob=self.token_logprob * len(ids),
+            cumulative_logprob=logprob * len(ids),
             stop_reason=stop_reason,
         )
 

@@ -7,9 +7,10 @@ weaker than a trained verifier. It reads only the sampled tokens: `self_certaint
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import ClassVar
+
+from ponder.core.confidence import mean_probability
 
 from .base import (
     DEFAULT_SCORING,
@@ -50,9 +51,6 @@ class ConfidenceVerifier:
         for candidate in candidates:
             if candidate.logprobs is None:
                 raise VerifierError("the confidence verifier needs per-token log-probs")
-            if not candidate.logprobs:
-                values.append(0.0)
-                continue
-            mean = sum(t.logprob for t in candidate.logprobs) / len(candidate.logprobs)
-            values.append(math.exp(mean))
+            mean = mean_probability(candidate.logprobs)
+            values.append(0.0 if mean is None else mean)
         return Scores(tuple(values), tokens=0)

@@ -93,6 +93,10 @@ class _StepSearch(StrategyOptions):
     verifier: str = "step_judge"
     max_steps: int = Field(8, ge=1, le=64)
     step_tokens: int = Field(128, ge=1, le=4096)
+    confidence: Literal["step_mean", "step_lowest_group", "path_mean"] = "step_mean"
+    confidence_window: int = Field(16, ge=1, le=4096)
+    confidence_top_logprobs: int | None = Field(None, ge=0, le=20)
+    confidence_weight: float = Field(0.0, ge=0.0, le=1.0)
 
 
 class PrmBeamSearch(_StepSearch):

@@ -114,19 +114,3 @@ def test_token_beam_search_through_the_server(server: LiveServer) -> None:
     assert server.wait_metric(GENERATED, before + usage.completion_tokens) == (
         before + usage.completion_tokens
     )
-
-
-def test_a_search_that_reads_logprobs_is_refused(server: LiveServer) -> None:
-    import httpx
-
-    response = httpx.post(
-        f"{server.base_url}/v1/chat/completions",
-        json={
-            "model": MODEL,
-            "messages": QUESTION,
-            "tts": {"strategy": "mcts", "verifier": "confidence"},
-        },
-        timeout=30,
-    )
-    assert response.status_code == 400
-    assert response.json()["error"]["param"] == "tts.verifier"
