@@ -26,6 +26,7 @@ from ponder.verifiers.base import (
 
 from .budget import Budget
 from .usage import Usage
+from .watched import WatchedSamples
 
 __all__ = ["ReusableSamples", "StrategyContext", "Verdicts", "VerifierObserver"]
 
@@ -132,6 +133,23 @@ class StrategyContext:
             (*reused, *fresh.sequences), fresh.prompt_tokens, fresh.cached_tokens, fresh.interrupted
         )
         return [merged]
+
+    def watch_samples(self, n: int, options: SamplingOptions | None = None) -> WatchedSamples:
+        """`n` samples of the request's prompt, started together and watched as they are
+        generated, each stoppable (see `watched.py`); the budget may draw fewer or shorter ones.
+
+        Samples reused from a difficulty probe are not served here: a watched sample is one the
+        strategy can still stop, and those are already whole.
+        """
+        return WatchedSamples(
+            self.engine,
+            self.prompt_token_ids,
+            n,
+            options or self.options,
+            budget=self.budget,
+            usage=self.usage,
+            request_id=self.call_id("w"),
+        )
 
     async def sample_replies(
         self, prompts: Sequence[Prompt], n: int, options: SamplingOptions

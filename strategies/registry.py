@@ -26,6 +26,7 @@ STRATEGIES: dict[str, str] = {
     "graph_of_thoughts": "ponder.strategies.graph_of_thoughts:GraphOfThoughts",
     "self_refine": "ponder.strategies.self_refine:SelfRefine",
     "compute_optimal": "ponder.strategies.compute_optimal:ComputeOptimal",
+    "deepconf": "ponder.strategies.deepconf:DeepConf",
 }
 
 
