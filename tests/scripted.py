@@ -64,6 +64,8 @@ class ScriptedEngine:
     next_tokens: Callable[[list[int]], list[tuple[int, float]]] | None = None
     token_logprob: float = -0.1
     top_logprob: Callable[[str, int], float] | None = None
+    # Seconds each token of a candidate stream takes (`stream_candidates`; 0: none).
+    token_delay: float = 0.0
     delay: float = 0.0
     model_name: str = "scripted-model"
     max_model_len: int = 4096
@@ -272,7 +274,7 @@ class ScriptedEngine:
         try:
             for i, token in enumerate(sequence.token_ids):
                 # Give the other candidates their turn: tokens arrive interleaved.
-                await asyncio.sleep(0)
+                await asyncio.sleep(self.token_delay)
                 last = i == len(sequence.token_ids) - 1
                 yield StreamDelta(
                     index=0,

@@ -129,3 +129,15 @@ async def test_token_budget_shrinks_the_adaptive_sample_too() -> None:
     assert [c.n for c in engine.calls] == [6]
     assert len(result.candidates) == 6 and ctx.usage.completion_tokens == 6
     assert ctx.budget.exhausted == "tokens"
+
+
+async def test_the_deadline_stops_every_watched_sample_and_counts_what_they_made() -> None:
+    engine = ScriptedEngine(texts=["x" * 500] * 4, token_delay=0.001)
+    ctx = make_context(engine, max_tokens=500, budget=BudgetParams(deadline_s=0.05))
+    params = SelfConsistencyParams(strategy="self_consistency", n=4, adaptive=True)
+    result = await SelfConsistency(params).run(ctx)
+    assert ctx.budget.exhausted == "deadline"
+    assert all(c.sequence.finish_reason == "abort" for c in result.candidates)
+    assert result.details["stopped"] == 4 and len(engine.aborted) == 4
+    counted = sum(c.sequence.num_tokens for c in result.candidates)
+    assert counted < 4 * 500 and ctx.usage.completion_tokens == counted
