@@ -22,6 +22,7 @@ __all__ = [
     "answer_number",
     "canonical_json",
     "equivalent",
+    "exact_totals",
     "extract_answer",
     "group_answers",
     "normalize_answer",
@@ -271,3 +272,20 @@ def tally(answers: Sequence[str | None], weights: Sequence[float] | None = None)
             totals[group] = totals.get(group, 0.0) + (1.0 if weights is None else weights[i])
     order = tuple(sorted(totals, key=lambda g: (-totals[g], g)))
     return Tally(tuple(answers), tuple(groups), totals, order)
+
+
+def exact_totals(
+    answers: Sequence[str | None], weights: Sequence[float] | None = None
+) -> list[float]:
+    """Vote totals per exact answer key, heaviest first, without symbolic equivalence.
+
+    Cheap enough to run on the event loop after every finished sample (an adaptive vote's stop
+    rule); equivalent expressions written differently count apart, so the leader's total is
+    never overstated. The final vote uses `tally`.
+    """
+    totals: dict[str, float] = {}
+    for i, answer in enumerate(answers):
+        if answer is not None:
+            key = answer_key(answer)
+            totals[key] = totals.get(key, 0.0) + (1.0 if weights is None else weights[i])
+    return sorted(totals.values(), reverse=True)

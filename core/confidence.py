@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from .engine import TokenLogprob
 
 __all__ = [
+    "RunningGroupConfidence",
+    "bottom_group_confidence",
     "bounded_confidence",
     "group_confidences",
     "lowest_group_confidence",
@@ -120,3 +122,49 @@ def self_certainty(tokens: Sequence[TokenLogprob], vocab_size: int) -> float | N
             sum_log += others * math.log(rest / others)
         total += -math.log(vocab_size) - sum_log / vocab_size
     return total / len(tokens)
+
+
+# -- for DeepConf (strategies/deepconf.py): the bottom share of groups, and a running window ------
+
+
+def bottom_group_confidence(
+    tokens: Sequence[TokenLogprob], window: int, share: float = 0.1
+) -> float | None:
+    """Mean of the least confident `share` of a trace's group confidences (DeepConf's
+    "bottom-10% group confidence"; at least one group)."""
+    groups = sorted(group_confidences(tokens, window))
+    if not groups:
+        return None
+    lowest = groups[: max(1, math.ceil(share * len(groups)))]
+    return sum(lowest) / len(lowest)
+
+
+class RunningGroupConfidence:
+    """The group confidence of a trace as it is generated, a token at a time (DeepConf online).
+
+    `current` is the mean token confidence of the last `window` tokens once that many arrived,
+    and `lowest` the least of those values so far: the same numbers `group_confidences` gives for
+    the whole trace, without reading the trace again at every token.
+    """
+
+    def __init__(self, window: int) -> None:
+        if window < 1:
+            raise ValueError("window must be at least 1")
+        self.window = window
+        self._values: list[float] = []
+        self._running = 0.0
+        self.current: float | None = None
+        self.lowest: float | None = None
+
+    def add(self, tokens: Sequence[TokenLogprob]) -> None:
+        for token in tokens:
+            value = token_confidence(token)
+            self._values.append(value)
+            self._running += value
+            if len(self._values) > self.window:
+                self._running -= self._values[-self.window - 1]
+            if len(self._values) >= self.window:
+                self.current = self._running / self.window
+                self.lowest = (
+                    self.current if self.lowest is None else min(self.lowest, self.current)
+                )

@@ -10,9 +10,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, Literal, Protocol, runtime_checkable
 
 __all__ = [
+    "CandidateStream",
     "Engine",
     "EngineError",
     "EngineInputError",
@@ -154,6 +156,39 @@ class StreamEnd:
     cached_tokens: int = 0
 
 
+class CandidateStream(Protocol):
+    """N candidates of one prompt generated together (`Engine.stream_candidates`): their deltas
+    in arrival order (`index` is the candidate; each one's last delta has its finish reason,
+    "abort" when stopped), then one `StreamEnd` summed over them. Leaving it as an async context
+    manager stops whatever still runs. `candidates.py` implements it for every engine."""
+
+    n: int
+
+    def running(self) -> list[int]:
+        """Candidates not finished or stopped yet."""
+        ...
+
+    async def stop(self, indices: Iterable[int] | None = None) -> None:
+        """Stop these candidates (default: all that still run); their last deltas follow, with
+        every token the engine generated for them."""
+        ...
+
+    def __aiter__(self) -> AsyncIterator[StreamDelta | StreamEnd]: ...
+
+    async def __anext__(self) -> StreamDelta | StreamEnd: ...
+
+    async def aclose(self) -> None: ...
+
+    async def __aenter__(self) -> CandidateStream: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
 @runtime_checkable
 class Engine(Protocol):
     """What a strategy may ask of a text-generation engine."""
@@ -200,6 +235,13 @@ class Engine(Protocol):
     ) -> AsyncIterator[StreamDelta | StreamEnd]:
         """Continue one prompt `n` times, yielding tokens as they are produced, then one
         `StreamEnd` once every sequence has finished."""
+        ...
+
+    async def stream_candidates(
+        self, prompt: Sequence[int], options: SamplingOptions, *, n: int, request_id: str
+    ) -> CandidateStream:
+        """Start `n` candidates of one prompt together, each its own engine request (so each can
+        be stopped alone; see `candidates.py`), and stream their tokens as they are produced."""
         ...
 
     async def abort(self, request_ids: Iterable[str]) -> None: ...

@@ -26,7 +26,9 @@ from typing import Any
 
 import httpx
 
+from ponder.core.candidates import MergedCandidates, candidate_options
 from ponder.core.engine import (
+    CandidateStream,
     EngineError,
     GeneratedSequence,
     Generation,
@@ -34,10 +36,10 @@ from ponder.core.engine import (
     StreamDelta,
     StreamEnd,
 )
+from ponder.core.partial import PartialGeneration
 
 from .engine_common import TokenizerOps
 from .remote_convert import completion_body, input_error, sequence, stream_deltas
-from .remote_partial import PartialGeneration
 from .routing import NoHealthyServer, RemoteServer, ServerPool
 
 __all__ = ["RemoteEngine", "ServerFailed"]
@@ -292,11 +294,33 @@ class RemoteEngine(TokenizerOps):
                 continue
         raise EngineError("every remote vLLM server failed this call")
 
-    async def stream(
+    def stream(
         self, prompt: Sequence[int], options: SamplingOptions, *, n: int = 1, request_id: str
     ) -> AsyncIterator[StreamDelta | StreamEnd]:
+        return self._stream(prompt, options, n, request_id, f"{request_id}-0")
+
+    async def stream_candidates(
+        self, prompt: Sequence[int], options: SamplingOptions, *, n: int, request_id: str
+    ) -> CandidateStream:
+        # One streamed request per candidate, all routed by the Ponder request (so they share a
+        # server and its prefix cache). Stopping one closes its request, which vLLM aborts; the
+        # tokens the server generated but had not sent by then are not seen, so a stopped
+        # candidate may count a few tokens fewer than the server's own counter.
+        sources = [
+            self._stream(prompt, candidate_options(options, i), 1, request_id, f"{request_id}-{i}")
+            for i in range(n)
+        ]
+        return MergedCandidates(sources, len(prompt))
+
+    async def _stream(
+        self,
+        prompt: Sequence[int],
+        options: SamplingOptions,
+        n: int,
+        request_id: str,
+        call_id: str,
+    ) -> AsyncIterator[StreamDelta | StreamEnd]:
         self._probe_due()
-        call_id = f"{request_id}-0"
         body = completion_body(
             self._remote_model, prompt, options, n=n, request_id=call_id, stream=True
         )

@@ -28,7 +28,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ponder.core.candidates import MergedCandidates, candidate_options
 from ponder.core.engine import (
+    CandidateStream,
     Engine,
     EngineError,
     EngineInputError,
@@ -272,6 +274,64 @@ class VLLMEngine(TokenizerOps):
                         prompt_tokens=len(out.prompt_token_ids or ()),
                         cached_tokens=int(out.num_cached_tokens or 0),
                     )
+        finally:
+            self._running.discard(rid)
+            if not finished:
+                await asyncio.shield(self.abort([rid]))
+
+    async def stream_candidates(
+        self, prompt: Sequence[int], options: SamplingOptions, *, n: int, request_id: str
+    ) -> CandidateStream:
+        from vllm.sampling_params import RequestOutputKind
+
+        ids = [f"{request_id}-{i}" for i in range(n)]
+        collectors = []
+        try:
+            # Submitted back to back before any output is read, like `generate`, so that they
+            # reach the engine core together and run as one batch.
+            for i, rid in enumerate(ids):
+                params = self._cached_params(
+                    candidate_options(options, i), 1, RequestOutputKind.DELTA
+                )
+                collectors.append(await self._submit(prompt, params, rid))
+        except BaseException:
+            self._running.difference_update(ids)
+            await asyncio.shield(self.abort(ids))
+            raise
+        sources = [
+            self._candidate(c, rid, len(prompt)) for c, rid in zip(collectors, ids, strict=True)
+        ]
+
+        async def stop_one(index: int) -> None:
+            # vLLM hands the aborted request's unread tokens and a final output to its
+            # collector, which the candidate's source reads: every counted token is reported.
+            await self.abort([ids[index]])
+
+        return MergedCandidates(sources, len(prompt), stop_one=stop_one)
+
+    async def _candidate(
+        self, collector: Any, rid: str, prompt_len: int
+    ) -> AsyncIterator[StreamDelta | StreamEnd]:
+        """One candidate's deltas from its collector, then its StreamEnd."""
+        finished = False
+        try:
+            while not finished:
+                with self._errors():
+                    out = collector.get_nowait() or await collector.get()
+                finished = bool(out.finished)
+                for o in out.outputs:
+                    yield StreamDelta(
+                        index=0,
+                        text=o.text,
+                        token_ids=tuple(o.token_ids),
+                        logprobs=token_logprobs(o),
+                        finish_reason=finish_reason(o) if finished else None,
+                        stop_reason=o.stop_reason if isinstance(o.stop_reason, str) else None,
+                    )
+            yield StreamEnd(
+                prompt_tokens=len(out.prompt_token_ids or ()) or prompt_len,
+                cached_tokens=int(out.num_cached_tokens or 0),
+            )
         finally:
             self._running.discard(rid)
             if not finished:

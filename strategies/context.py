@@ -34,6 +34,7 @@ from ponder.verifiers.base import (
 from .budget import Budget
 from .progress import AnswerObserver, EarlyAnswer, ProgressObserver, SearchProgress
 from .usage import Usage
+from .watched import WatchedSamples
 
 __all__ = ["ReusableSamples", "StrategyContext", "Verdicts", "VerifierObserver"]
 
@@ -214,6 +215,23 @@ class StrategyContext:
             parts.setdefault(item.index, []).append(item)
             if item.finish_reason is not None:
                 yield item.index, _joined(parts[item.index])
+
+    def watch_samples(self, n: int, options: SamplingOptions | None = None) -> WatchedSamples:
+        """`n` samples of the request's prompt, started together and watched as they are
+        generated, each stoppable (see `watched.py`); the budget may draw fewer or shorter ones.
+
+        Samples reused from a difficulty probe are not served here: a watched sample is one the
+        strategy can still stop, and those are already whole.
+        """
+        return WatchedSamples(
+            self.engine,
+            self.prompt_token_ids,
+            n,
+            options or self.options,
+            budget=self.budget,
+            usage=self.usage,
+            request_id=self.call_id("w"),
+        )
 
     async def sample_replies(
         self, prompts: Sequence[Prompt], n: int, options: SamplingOptions

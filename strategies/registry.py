@@ -27,6 +27,7 @@ STRATEGIES: dict[str, str] = {
     "rsa": "ponder.strategies.rsa:RecursiveSelfAggregation",
     "self_refine": "ponder.strategies.self_refine:SelfRefine",
     "compute_optimal": "ponder.strategies.compute_optimal:ComputeOptimal",
+    "deepconf": "ponder.strategies.deepconf:DeepConf",
 }
 
 

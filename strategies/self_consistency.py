@@ -1,56 +1,91 @@
 """`self_consistency`: sample N answers and return the majority (Wang et al. 2022).
 
 Final answers are extracted and normalised, equivalent ones counted together (exactly for
-numbers, with math-verify for expressions), and ties go to the answer seen first. The adaptive
-variant samples in rounds and stops once one answer holds a supermajority, which spends far fewer
-tokens on easy questions (its_hub, Aggarwal et al. 2023).
+numbers, with math-verify for expressions), and ties go to the answer seen first.
 
-Streamed, the (non-adaptive) vote is counted as each sample finishes, and once it is decided (the
-leader has more votes than any other answer could reach with every sample still running) the
-winner is announced, so the server streams it while the rest finish. The rest are left to finish
-rather than aborted: the response then reports the same N samples, votes and usage as the same
-request unstreamed would (a caller who wants fewer samples asks for `adaptive`); the streamed
-request gains latency, not compute. The samples are then listed in the order they finished, so
-the announced sample, the first of its answer to finish, is the one the vote returns.
+The adaptive variant starts all N samples at once, as the fixed one does, so it never takes
+longer, and stops the samples still running as soon as the vote is decided: when those left
+cannot change the winner, or when the posterior probability that the leading answer is the
+model's most likely answer reaches `threshold`. That probability is the Beta-posterior rule of
+Adaptive-Consistency (Aggarwal et al. 2023): with a uniform prior on the leader's share p of the
+votes it and the runner-up get, and counts a and b, P(p > 1/2) = P(Binomial(a + b + 1, 1/2) <= a).
+Only finished samples vote; stopped ones are returned in the trace without an answer.
+
+Streamed, the fixed vote is counted as each sample finishes, and once it is decided (the leader
+has more votes than any other answer could reach with every sample still running) the winner is
+announced, so the server streams it while the rest finish. The rest are left to finish rather
+than stopped: the response then reports the same N samples, votes and usage as the same request
+unstreamed would (a caller who wants fewer samples asks for `adaptive`); the streamed request
+gains latency, not compute. The samples are then listed in the order they finished, so the
+announced sample, the first of its answer to finish, is the one the vote returns.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Sequence
 from typing import ClassVar
 
 from pydantic import Field, model_validator
 
-from ponder.core.answers import Tally, extract_answer, tally
+from ponder.core.answers import Tally, exact_totals, extract_answer, tally
 from ponder.core.engine import GeneratedSequence
 
 from .base import RankedCandidate, Strategy, StrategyParams, StrategyResult
 from .context import StrategyContext
 from .progress import best_score
 
-__all__ = ["SelfConsistency", "SelfConsistencyParams"]
-
-# Rounds after the first shift the seed so a seeded request does not redraw the same samples.
-_ROUND_SEED_STRIDE = 1_000_003
+__all__ = ["SelfConsistency", "SelfConsistencyParams", "leader_probability", "vote_decided"]
 
 
 class SelfConsistencyParams(StrategyParams):
     n: int = Field(8, ge=1, description="Most samples drawn.")
-    adaptive: bool = Field(False, description="Sample in rounds; stop at a supermajority.")
-    round_size: int = Field(4, ge=1, description="Samples per round when adaptive.")
-    min_samples: int = Field(4, ge=1, description="Samples drawn before an early stop is allowed.")
+    adaptive: bool = Field(
+        False, description="Start all samples at once; stop the rest when the vote is decided."
+    )
+    min_samples: int = Field(
+        4, ge=1, description="Finished samples before the posterior rule may stop the rest."
+    )
     threshold: float = Field(
-        0.75, gt=0.5, le=1.0, description="Share of votes one answer needs to stop early."
+        0.95,
+        gt=0.5,
+        le=1.0,
+        description="Posterior probability that the leading answer is the most likely one, at "
+        "which the rest are stopped (1: stop only when they cannot change the winner).",
     )
 
     @model_validator(mode="after")
-    def _rounds_fit(self) -> SelfConsistencyParams:
+    def _fit_n(self) -> SelfConsistencyParams:
         self.min_samples = min(self.min_samples, self.n)
         return self
 
     def candidates(self) -> int:
         return self.n
+
+
+def leader_probability(leader: int, runner_up: int) -> float:
+    """P(p > 1/2) for p ~ Beta(leader + 1, runner_up + 1): the posterior probability that the
+    leading answer is more likely than the runner-up."""
+    trials = leader + runner_up + 1
+    return sum(math.comb(trials, k) for k in range(leader + 1)) / 2**trials
+
+
+def vote_decided(
+    counts: Sequence[float], *, finished: int, running: int, min_samples: int, threshold: float
+) -> bool:
+    """Whether the vote may stop, from its answers' counts (heaviest first): the running samples
+    cannot change the winner, or enough have finished and the leader's posterior probability
+    reaches `threshold`."""
+    if not counts:
+        return False
+    leader, runner_up = int(counts[0]), int(counts[1]) if len(counts) > 1 else 0
+    # Strictly more: a tie goes to the answer seen first, which may be the runner-up.
+    if leader - runner_up > running:
+        return True
+    if finished < min_samples or threshold >= 1.0:
+        return False
+    return leader_probability(leader, runner_up) >= threshold
 
 
 class SelfConsistency(Strategy):
@@ -60,44 +95,69 @@ class SelfConsistency(Strategy):
     Params: ClassVar[type[StrategyParams]] = SelfConsistencyParams
     params: SelfConsistencyParams
 
-    def _settled(self, votes: Tally, drawn: int) -> bool:
-        if drawn < self.params.min_samples or votes.winner is None:
-            return False
-        return votes.totals[votes.winner] / drawn >= self.params.threshold
+    async def _fixed(self, ctx: StrategyContext) -> tuple[list[GeneratedSequence], bool]:
+        generations = await ctx.sample(self.params.n)
+        return (list(generations[0].sequences) if generations else []), False
+
+    async def _adaptive(self, ctx: StrategyContext) -> tuple[list[GeneratedSequence], bool]:
+        p = self.params
+        answers: dict[int, str | None] = {}
+        stopped_early = False
+        async with ctx.watch_samples(p.n) as samples:
+            async for delta in samples:
+                if delta.finish_reason is None or delta.finish_reason == "abort":
+                    continue
+                answers[delta.index] = extract_answer(samples.text(delta.index))
+                running = len(samples.running())
+                counts = exact_totals(list(answers.values()))
+                ctx.report_progress(
+                    self.name,
+                    "sample",
+                    len(answers),
+                    p.n,
+                    running + len(answers),
+                    counts[0] / len(answers) if counts else None,
+                )
+                decided = vote_decided(
+                    counts,
+                    finished=len(answers),
+                    running=running,
+                    min_samples=p.min_samples,
+                    threshold=p.threshold,
+                )
+                if running and decided:
+                    stopped_early = True
+                    await samples.stop()
+        return list(samples.sequences()), stopped_early
 
     async def run(self, ctx: StrategyContext) -> StrategyResult:
         p = self.params
-        if ctx.streamed and not p.adaptive and ctx.budget.deadline is None and not ctx.reusable:
+        if p.adaptive:
+            sequences, stopped_early = await self._adaptive(ctx)
+        elif ctx.streamed and ctx.budget.deadline is None and not ctx.reusable:
             return await self._run_streamed(ctx)
-        sequences: list[GeneratedSequence] = []
-        answers: list[str | None] = []
-        votes = tally([])
-        rounds = 0
-        stopped_early = False
-        while len(sequences) < p.n:
-            size = min(p.round_size, p.n - len(sequences)) if p.adaptive else p.n
-            options = ctx.options
-            if options.seed is not None and rounds:
-                options = options.replace(seed=options.seed + rounds * _ROUND_SEED_STRIDE)
-            generations = await ctx.sample(size, options=options)
-            if not generations:
-                break
-            rounds += 1
-            new = generations[0].sequences
-            sequences.extend(new)
-            answers.extend(extract_answer(s.text) for s in new)
-            votes = await asyncio.to_thread(tally, answers)
-            max_rounds = math.ceil(p.n / p.round_size) if p.adaptive else 1
+        else:
+            sequences, stopped_early = await self._fixed(ctx)
+        # Only the adaptive variant leaves out stopped samples; the fixed one votes with what a
+        # deadline left, as it always did.
+        voting = [not (p.adaptive and s.finish_reason == "abort") for s in sequences]
+        answers = [
+            extract_answer(s.text) if v else None for s, v in zip(sequences, voting, strict=True)
+        ]
+        votes = await asyncio.to_thread(tally, answers)
+        if not p.adaptive:
             shares = (votes.share(i) for i in range(len(answers)))
-            ctx.report_progress(
-                self.name, "round", rounds, max_rounds, len(sequences), best_score(shares)
-            )
-            if ctx.budget.exhausted is not None:
-                break
-            if p.adaptive and len(sequences) < p.n and self._settled(votes, len(sequences)):
-                stopped_early = True
-                break
-        return _result(sequences, answers, votes, rounds=rounds, stopped_early=stopped_early)
+            ctx.report_progress(self.name, "round", 1, 1, len(sequences), best_score(shares))
+        # Stopped samples come last: their text is cut short, never an answer to return.
+        ranking = sorted(votes.rank_representatives(), key=lambda i: not voting[i])
+        return _result(
+            sequences,
+            answers,
+            votes,
+            ranking,
+            stopped_early=stopped_early,
+            stopped=voting.count(False),
+        )
 
     async def _run_streamed(self, ctx: StrategyContext) -> StrategyResult:
         """All N samples in one engine request, counted as they finish; the winner is announced
@@ -111,7 +171,11 @@ class SelfConsistency(Strategy):
             sequences.append(sequence)
             answers.append(extract_answer(sequence.text))
             votes = await asyncio.to_thread(tally, answers)
-            if not decided and _decided(votes, p.n - len(sequences)):
+            counts = sorted(votes.totals.values(), reverse=True)
+            running = p.n - len(sequences)
+            if not decided and vote_decided(
+                counts, finished=len(sequences), running=running, min_samples=p.n, threshold=1.0
+            ):
                 decided = True
                 ctx.announce(0, sequences[votes.rank_representatives()[0]])
             shares = (votes.share(i) for i in range(len(answers)))
@@ -122,28 +186,21 @@ class SelfConsistency(Strategy):
             sequences,
             answers,
             votes,
-            rounds=1 if sequences else 0,
+            votes.rank_representatives(),
             stopped_early=False,
+            stopped=0,
             decided=decided,
         )
-
-
-def _decided(votes: Tally, undrawn: int) -> bool:
-    """Whether the leading answer wins however the `undrawn` samples vote."""
-    if votes.winner is None:
-        return False
-    runner_up = max((t for g, t in votes.totals.items() if g != votes.winner), default=0.0)
-    return votes.totals[votes.winner] > runner_up + undrawn
 
 
 def _result(
     sequences: list[GeneratedSequence],
     answers: list[str | None],
     votes: Tally,
+    ranking: list[int],
     **details: object,
 ) -> StrategyResult:
     candidates = [
         RankedCandidate(s, score=votes.share(i), answer=answers[i]) for i, s in enumerate(sequences)
     ]
-    summary = {"votes": votes.summary(), **details}
-    return StrategyResult(candidates, votes.rank_representatives(), summary)
+    return StrategyResult(candidates, ranking, {"votes": votes.summary(), **details})

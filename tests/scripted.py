@@ -14,7 +14,9 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ponder.core.candidates import MergedCandidates, candidate_options
 from ponder.core.engine import (
+    CandidateStream,
     EngineInputError,
     GeneratedSequence,
     Generation,
@@ -48,6 +50,9 @@ class ScriptedEngine:
     and a step to P(Yes) for step-judge prompts.
     `token_logprob` is every generated token's log-prob, unless `logprob_of` maps a
     continuation's text (after stop strings) to its tokens' log-prob. `delay` is seconds per call.
+    `top_logprob`, when given, maps (sequence text, token position) to the log-prob of each of the
+    `logprobs` alternatives reported for that token, so a test can script a trace's confidence
+    (DeepConf's token confidence is minus that value).
     `responder`, when given, replaces `texts`: it maps (prompt text, n) to the n continuations, so a
     search test can script continuations by the partial solution they extend. Stop strings are
     honoured as vLLM does (`include_stop` keeps them), and so is `max_tokens`.
@@ -60,6 +65,9 @@ class ScriptedEngine:
     next_tokens: Callable[[list[int]], list[tuple[int, float]]] | None = None
     token_logprob: float = -0.1
     logprob_of: Callable[[str], float] | None = None
+    top_logprob: Callable[[str, int], float] | None = None
+    # Seconds each token of a candidate stream takes (`stream_candidates`; 0: none).
+    token_delay: float = 0.0
     delay: float = 0.0
     model_name: str = "scripted-model"
     max_model_len: int = 4096
@@ -119,7 +127,16 @@ class ScriptedEngine:
         logprob = self.token_logprob if self.logprob_of is None else self.logprob_of(text)
         logprobs = None
         if options.logprobs is not None:
-            logprobs = tuple(TokenLogprob(token_id=t, token=chr(t), logprob=logprob) for t in ids)
+            decoded = self.decode(ids)
+            logprobs = tuple(
+                TokenLogprob(
+                    token_id=t,
+                    token=chr(t),
+                    logprob=logprob,
+                    top=self._top(decoded, i, t, options.logprobs),
+                )
+                for i, t in enumerate(ids)
+            )
         return GeneratedSequence(
             text=self.decode(ids),
             token_ids=tuple(ids),
@@ -128,6 +145,14 @@ class ScriptedEngine:
             cumulative_logprob=logprob * len(ids),
             stop_reason=stop_reason,
         )
+
+    def _top(
+        self, text: str, position: int, token: int, k: int
+    ) -> tuple[tuple[int, str, float], ...]:
+        if self.top_logprob is None or k < 1:
+            return ()
+        value = self.top_logprob(text, position)
+        return tuple((token + j, chr(token + j), value) for j in range(k))
 
     def _judge_sequence(self, prompt: str) -> GeneratedSequence:
         assert self.judge is not None, "a judge prompt reached an engine without a judge"
@@ -231,6 +256,51 @@ class ScriptedEngine:
                     finish_reason=sequence.finish_reason if last else None,
                 )
         yield StreamEnd(prompt_tokens=len(prompt))
+
+    async def stream_candidates(
+        self, prompt: Sequence[int], options: SamplingOptions, *, n: int, request_id: str
+    ) -> CandidateStream:
+        """Candidate i is the next scripted text i (or the responder's i-th); candidates advance
+        one token each in turn, as a batch does, and a stopped one is cancelled (recorded in
+        `aborted`)."""
+        self.calls.append(Call([list(prompt)], options, n, request_id, None))
+        texts = (
+            self.responder(self.decode(prompt), n)
+            if self.responder is not None
+            else [self._next_text() for _ in range(n)]
+        )
+        sources = [
+            self._candidate(text, candidate_options(options, i), f"{request_id}-{i}", len(prompt))
+            for i, text in enumerate(texts)
+        ]
+        return MergedCandidates(sources, len(prompt))
+
+    async def _candidate(
+        self, text: str, options: SamplingOptions, rid: str, prompt_len: int
+    ) -> AsyncIterator[StreamDelta | StreamEnd]:
+        sequence = self._sequence(text, options)
+        self._running.add(rid)
+        try:
+            for i, token in enumerate(sequence.token_ids):
+                # Give the other candidates their turn: tokens arrive interleaved.
+                await asyncio.sleep(self.token_delay)
+                last = i == len(sequence.token_ids) - 1
+                yield StreamDelta(
+                    index=0,
+                    text=chr(token),
+                    token_ids=(token,),
+                    logprobs=sequence.logprobs[i : i + 1] if sequence.logprobs else None,
+                    finish_reason=sequence.finish_reason if last else None,
+                    stop_reason=sequence.stop_reason if last else None,
+                )
+            if not sequence.token_ids:
+                yield StreamDelta(index=0, text="", token_ids=(), finish_reason="stop")
+            yield StreamEnd(prompt_tokens=prompt_len)
+        except (asyncio.CancelledError, GeneratorExit):
+            self.aborted.append(rid)
+            raise
+        finally:
+            self._running.discard(rid)
 
     async def abort(self, request_ids: Iterable[str]) -> None:
         self.aborted.extend(request_ids)

@@ -21,6 +21,7 @@ __all__ = [
     "Budget",
     "ComputeOptimal",
     "CustomStrategy",
+    "DeepConf",
     "GraphOfThoughts",
     "NoStrategy",
     "PrmBeamSearch",
@@ -76,9 +77,8 @@ class SelfConsistency(StrategyOptions):
     strategy: Literal["self_consistency"] = "self_consistency"
     n: int = Field(8, ge=1)
     adaptive: bool = False
-    round_size: int = Field(4, ge=1)
     min_samples: int = Field(4, ge=1)
-    threshold: float = Field(0.75, gt=0.5, le=1.0)
+    threshold: float = Field(0.95, gt=0.5, le=1.0)
 
 
 class BeamSearch(StrategyOptions):
@@ -154,6 +154,19 @@ class RecursiveSelfAggregation(StrategyOptions):
     verifier: str | None = None
 
 
+class DeepConf(StrategyOptions):
+    strategy: Literal["deepconf"] = "deepconf"
+    n: int = Field(16, ge=1)
+    mode: Literal["online", "offline"] = "online"
+    keep: float = Field(0.9, gt=0.0, le=1.0)
+    confidence: Literal["lowest_group", "bottom_group", "tail"] = "lowest_group"
+    window: int = Field(32, ge=1, le=4096)
+    tail: int = Field(32, ge=1, le=4096)
+    top_logprobs: int = Field(5, ge=1, le=20)
+    warmup: int = Field(4, ge=1)
+    consensus: float = Field(0.95, gt=0.5, le=1.0)
+
+
 class ComputeOptimal(StrategyOptions):
     strategy: Literal["compute_optimal"] = "compute_optimal"
     difficulty: float | str | None = None
@@ -180,5 +193,6 @@ STRATEGY_OPTIONS: dict[str, type[StrategyOptions]] = {
         RecursiveSelfAggregation,
         SelfRefine,
         ComputeOptimal,
+        DeepConf,
     )
 }

@@ -182,21 +182,26 @@ def test_adaptive_self_consistency_by_model_name(server: LiveServer) -> None:
         messages=QUESTION,
         max_completion_tokens=12,
         temperature=0.7,
-        extra_body={"tts": {"n": 8, "adaptive": True, "round_size": 4, "return_trace": True}},
+        extra_body={"tts": {"n": 8, "adaptive": True, "return_trace": True}},
     )
     tts = tts_block(response)
     assert tts["strategy"] == "self_consistency"
-    assert tts["rounds"] in (1, 2) and tts["candidates"] == 4 * tts["rounds"]
-    assert sum(tts["votes"].values()) <= tts["candidates"]
+    # All eight start together; those the decided vote stopped are in the trace, cut short.
+    assert tts["candidates"] == 8 and 0 <= tts["stopped"] < 8
+    assert sum(tts["votes"].values()) <= 8 - tts["stopped"]
     usage = response.usage
     assert usage is not None
     assert usage.completion_tokens == sum(c["tokens"] for c in tts["trace"])
-    assert server.wait_metric(GENERATED, before + usage.completion_tokens) == (
-        before + usage.completion_tokens
-    )
     assert server.metric("ponder_policy_tokens_total", strategy="self_consistency") == (
         policy_before + usage.completion_tokens
     )
+    counted = server.settled_metric(GENERATED) - before
+    if server.vllm_servers:
+        # A stopped candidate's HTTP stream is closed: tokens the server made but had not sent
+        # by then are counted there and not seen here.
+        assert counted >= usage.completion_tokens
+    else:
+        assert counted == usage.completion_tokens
 
 
 @both_engines

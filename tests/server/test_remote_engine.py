@@ -248,3 +248,38 @@ async def test_a_call_cancelled_twice_still_closes_its_requests_and_frees_its_se
         await call
     assert engine.running_requests() == 0
     assert engine.pool.servers[0].in_flight == 0
+
+
+async def test_candidates_are_streamed_requests_on_one_server_and_a_stopped_one_is_closed() -> None:
+    fake = FakeVLLM(2)
+    for server in fake.servers:
+        server.reply = "abcdef"
+        server.hold = asyncio.Event()  # each stream stalls after its first token
+    engine = remote_engine(fake)
+    options = SamplingOptions(max_tokens=6, seed=9)
+    stream = await engine.stream_candidates(PROMPT, options, n=3, request_id="r-w0")
+    finish: dict[int, str] = {}
+    tokens = [0, 0, 0]
+    async with stream:
+        async for item in stream:
+            if isinstance(item, StreamEnd):
+                # Two candidates reported their prompt; the stopped one counts as sent.
+                assert item.prompt_tokens == 6
+                continue
+            tokens[item.index] += len(item.token_ids)
+            if item.finish_reason is not None:
+                finish[item.index] = item.finish_reason
+            if sum(tokens) == 3 and not finish:
+                await stream.stop([1])
+                for server in fake.servers:
+                    server.hold.set()  # type: ignore[union-attr]
+    assert finish == {0: "length", 1: "abort", 2: "length"}
+    assert tokens == [6, 1, 6]
+    bodies = [b for s in fake.servers for b in s.bodies]
+    # One streamed request of one sample per candidate, all on the request's server, each seeded.
+    assert sorted(b["request_id"] for b in bodies) == ["r-w0-0", "r-w0-1", "r-w0-2"]
+    assert {fake.server_of(b["request_id"]) for b in bodies} == {fake.server_of("r-w0-0")}
+    assert all(b["stream"] is True and b.get("n", 1) == 1 for b in bodies)
+    assert len({b["seed"] for b in bodies}) == 3
+    # The stopped candidate's stream was closed while the server still held it.
+    assert sum(s.closed for s in fake.servers) >= 1 and engine.running_requests() == 0

@@ -59,7 +59,12 @@ SEARCHES = [
     ),
     ("graph_of_thoughts", {"n": 2, "rounds": 2}, lambda r: r.details["rounds"] + 1, None),
     ("self_refine", {"max_rounds": 2}, lambda r: max(r.details["rounds"]) + 1, None),
-    ("self_consistency", {"n": 4, "adaptive": True, "round_size": 2, "min_samples": 4}, None, None),
+    (
+        "self_consistency",
+        {"n": 4, "adaptive": True, "min_samples": 4},
+        lambda r: len(r.candidates) - r.details["stopped"],
+        ["sample"],
+    ),
 ]
 
 

@@ -1,15 +1,17 @@
-"""A remote generation assembled from streamed deltas, so a deadline can return what was made.
+"""A generation assembled from streamed deltas, so that what was made so far can be read.
 
 The in-process engine returns, at a deadline, each sequence as far as it got (whole ones stay
 whole); a remote request streams when it has a deadline and this gathers its chunks to the same
-effect.
+effect. Strategies that watch candidates as they are generated (`candidates.py`) read each
+candidate's tokens so far from it, and its result once they end.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ponder.core.engine import (
+from .engine import (
     FinishReason,
     GeneratedSequence,
     Generation,
@@ -45,10 +47,28 @@ class PartialGeneration:
         seq.text.append(delta.text)
         seq.token_ids.extend(delta.token_ids)
         if delta.logprobs is not None:
-            seq.logprobs = [*(seq.logprobs or ()), *delta.logprobs]
+            # Extended in place: a long candidate read token by token must not copy its past.
+            if seq.logprobs is None:
+                seq.logprobs = []
+            seq.logprobs.extend(delta.logprobs)
         if delta.finish_reason is not None:
             seq.finish_reason = delta.finish_reason
             seq.stop_reason = delta.stop_reason
+
+    def tokens(self, index: int) -> int:
+        """Tokens of sequence `index` so far."""
+        return len(self._sequences[index].token_ids)
+
+    def text(self, index: int) -> str:
+        """Sequence `index`'s text so far."""
+        return "".join(self._sequences[index].text)
+
+    def logprobs(self, index: int) -> Sequence[TokenLogprob]:
+        """The log-probs of sequence `index` so far (a view: do not change it)."""
+        return self._sequences[index].logprobs or ()
+
+    def finished(self, index: int) -> bool:
+        return self._sequences[index].finish_reason is not None
 
     def result(self, *, interrupted: bool) -> Generation:
         sequences = tuple(

@@ -1,0 +1,121 @@
+"""The in-process engine's candidates on vLLM's own output collector and output types: each
+candidate is a request of n=1, all submitted before any is read, and a stopped one ends with the
+tokens vLLM had already handed over (and counted), so usage matches vLLM's counter.
+
+A fake AsyncLLM plays the engine core: it puts one token per candidate per step into the real
+`RequestOutputCollector`, and its abort puts the final "abort" output, as vLLM's output processor
+does. No engine is started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from types import SimpleNamespace
+from typing import Any
+
+from ponder.core.engine import SamplingOptions, StreamDelta, StreamEnd
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from vllm.outputs import CompletionOutput, RequestOutput
+    from vllm.v1.engine.output_processor import RequestOutputCollector
+
+    from ponder.server.vllm_engine import VLLMEngine
+
+
+class _Tokenizer:
+    eos_token_id = 0
+    backend_tokenizer = None
+
+    def get_vocab(self) -> dict[str, int]:
+        return {"a": 1}
+
+
+class _SteppingLLM:
+    """Candidate i generates `lengths[i]` tokens, one per step; `counted` is vLLM's counter."""
+
+    def __init__(self, lengths: list[int]) -> None:
+        self.lengths = lengths
+        self.model_config = SimpleNamespace(get_vocab_size=lambda: 100)
+        self.collectors: dict[str, RequestOutputCollector] = {}
+        self.made: dict[str, int] = {}
+        self.added: list[tuple[str, Any]] = []
+        self.aborted: list[str] = []
+        self.counted = 0
+        self.errored = False
+
+    def get_tokenizer(self) -> _Tokenizer:
+        return _Tokenizer()
+
+    async def add_request(self, request_id: str, prompt: Any, params: Any) -> Any:
+        collector = RequestOutputCollector(params.output_kind, request_id)
+        self.collectors[request_id] = collector
+        self.made[request_id] = 0
+        self.added.append((request_id, params))
+        return collector
+
+    def _output(self, rid: str, tokens: list[int], reason: str | None) -> RequestOutput:
+        completion = CompletionOutput(
+            index=0,
+            text="x" * len(tokens),
+            token_ids=tokens,
+            cumulative_logprob=None,
+            logprobs=None,
+            finish_reason=reason,
+        )
+        return RequestOutput(rid, None, [1, 2, 3], None, [completion], reason is not None)
+
+    def step(self) -> None:
+        """One engine step: every live request makes a token (the last one finishes it)."""
+        for i, (rid, collector) in enumerate(list(self.collectors.items())):
+            self.made[rid] += 1
+            self.counted += 1
+            done = self.made[rid] == self.lengths[i]
+            collector.put(self._output(rid, [7], "length" if done else None))
+            if done:
+                del self.collectors[rid]
+
+    async def abort(self, ids: list[str]) -> None:
+        for rid in ids:
+            self.aborted.append(rid)
+            collector = self.collectors.pop(rid, None)
+            if collector is not None:
+                collector.put(self._output(rid, [], "abort"))
+
+
+async def test_candidates_are_requests_of_one_and_a_stopped_one_reports_what_vllm_counted() -> None:
+    llm = _SteppingLLM([6, 2, 6])
+    engine = VLLMEngine(llm, model_name="m", max_model_len=64, on_cpu=True, max_logprobs=20)
+    options = SamplingOptions(max_tokens=8, seed=3)
+    stream = await engine.stream_candidates([1, 2, 3], options, n=3, request_id="r")
+    # All three were handed to vLLM before any output was read, each with n=1 and its own seed.
+    assert [rid for rid, _ in llm.added] == ["r-0", "r-1", "r-2"]
+    assert all(p.n == 1 for _, p in llm.added)
+    assert len({p.seed for _, p in llm.added}) == 3
+    assert engine.running_requests() == 3
+    tokens = [0, 0, 0]
+    finish: dict[int, str] = {}
+    end = None
+    llm.step()
+    llm.step()  # candidate 1 finishes; vLLM made 2 tokens for 0 and 2 that are not read yet
+    async with stream:
+        async for item in stream:
+            if isinstance(item, StreamEnd):
+                end = item
+                continue
+            assert isinstance(item, StreamDelta)
+            tokens[item.index] += len(item.token_ids)
+            if item.finish_reason is not None:
+                finish[item.index] = item.finish_reason
+            if item.index == 1 and item.finish_reason:
+                llm.step()  # one more token each for 0 and 2, made before the stop arrives
+                await stream.stop([0])
+            if finish.keys() == {0, 1} and 2 not in finish:
+                llm.step()
+                await asyncio.sleep(0)
+    assert finish == {0: "abort", 1: "length", 2: "length"}
+    assert tokens == [3, 2, 6] and sum(tokens) == llm.counted
+    assert llm.aborted == ["r-0"]
+    assert end == StreamEnd(prompt_tokens=9, cached_tokens=0)
+    assert engine.running_requests() == 0
