@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .reasoning_fields import ReasoningFields
+
 __all__ = [
     "MAX_STOP_SEQUENCES",
     "ChatCompletionChoice",
@@ -135,7 +137,7 @@ class _SamplingFields(_Request):
         return bool(self.stream_options and self.stream_options.include_usage)
 
 
-class ChatCompletionRequest(_SamplingFields):
+class ChatCompletionRequest(_SamplingFields, ReasoningFields):
     messages: list[ChatMessage] = Field(min_length=1)
     model: str
     logprobs: bool = False
@@ -353,6 +355,7 @@ class ChatCompletionMessageOut(BaseModel):
     content: str
     refusal: None = None
     role: Literal["assistant"] = "assistant"
+    reasoning: str | None = Field(None, description="The thinking (with --reasoning-parser).")
 
 
 class ChatCompletionChoice(BaseModel):

@@ -18,6 +18,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from ponder.core.engine import Engine, EngineError, EngineInputError
 from ponder.core.errors import StrategyInputError
+from ponder.core.reasoning import ReasoningFormat
+from ponder.strategies.effort import EffortPresets
 from ponder.strategies.streaming import TokenStreaming
 from ponder.strategies.usage import Usage
 from ponder.verifiers.base import Question, Verifier, VerifierError
@@ -48,13 +50,18 @@ class Serving:
         settings: Settings,
         metrics: PonderMetrics,
         policies: PolicyStore | None = None,
+        *,
+        reasoning: ReasoningFormat | None = None,
+        presets: EffortPresets | None = None,
     ) -> None:
         self.engine = engine
         self.verifiers = verifiers
         self.settings = settings
         self.metrics = metrics
         self.policies = policies or PolicyStore(None)
-        self.planner = RequestPlanner(engine, verifiers, settings, metrics, self.policies.current)
+        self.planner = RequestPlanner(
+            engine, verifiers, settings, metrics, self.policies.current, reasoning, presets
+        )
         self.admission = Admission(
             settings.max_concurrent_requests, settings.max_queued_requests, metrics
         )
@@ -165,6 +172,7 @@ class Serving:
             choices=prepared.choices,
             top_logprobs=prepared.top_logprobs,
             tts=prepared.tts(outcomes),
+            include_reasoning=prepared.include_reasoning,
         )
         return JSONResponse(body)
 
@@ -175,7 +183,8 @@ class Serving:
         outcomes: list[Outcome] = []
         try:
             strategy = prepared.strategy
-            if isinstance(strategy, TokenStreaming) and len(prepared.contexts) == 1:
+            live = len(prepared.contexts) == 1 and prepared.contexts[0].thinking is None
+            if isinstance(strategy, TokenStreaming) and live:
                 chunks = stream_tokens(prepared, strategy, outcomes)
             else:
                 chunks = stream_chosen(prepared, self.run, outcomes, self.settings.keepalive_s)

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ponder.core.engine import GeneratedSequence, TokenLogprob
+from ponder.core.reasoning import StreamSplitter
 from ponder.strategies.base import RankedCandidate, StrategyResult
 from ponder.strategies.streaming import TokenStreaming
 
@@ -50,12 +51,15 @@ def chunk(
     role: bool = False,
     logprobs: tuple[TokenLogprob, ...] | None = None,
     finish_reason: str | None = None,
+    reasoning: str | None = None,
 ) -> str:
     choice: dict[str, Any] = {"index": index, "finish_reason": finish_reason, "logprobs": None}
     top = prepared.top_logprobs
     with_logprobs = top is not None and logprobs is not None
     if prepared.endpoint == "chat":
         choice["delta"] = {"role": "assistant", "content": text} if role else {"content": text}
+        if reasoning:  # vLLM's field name; a delta of thinking carries no content
+            choice["delta"] = {"reasoning": reasoning}
         if with_logprobs:
             choice["logprobs"] = chat_logprobs(logprobs or (), top or 0)
     else:
@@ -76,6 +80,8 @@ async def stream_tokens(
     """A token-streaming strategy: each token as it is generated; the finished sequences land
     in `outcomes`."""
     ctx = prepared.contexts[0]
+    fmt = ctx.reasoning if prepared.include_reasoning else None
+    splitters: dict[int, StreamSplitter] = {}
     texts: dict[int, list[str]] = {}
     token_ids: dict[int, list[int]] = {}
     finish: dict[int, str] = {}
@@ -87,6 +93,19 @@ async def stream_tokens(
             finish[delta.index] = delta.finish_reason
         if first and prepared.endpoint == "chat":
             yield chunk(prepared, delta.index, role=True)
+        if fmt is not None:
+            splitter = splitters.setdefault(delta.index, StreamSplitter(fmt))
+            thinking, answer = splitter.feed(delta.text)
+            if thinking:
+                yield chunk(prepared, delta.index, reasoning=thinking)
+            yield chunk(
+                prepared,
+                delta.index,
+                text=answer,
+                logprobs=delta.logprobs,
+                finish_reason=openai_finish_reason(delta.finish_reason),
+            )
+            continue
         yield chunk(
             prepared,
             delta.index,
@@ -130,6 +149,8 @@ async def stream_chosen(
             s = candidate.sequence
             if prepared.endpoint == "chat":
                 yield chunk(prepared, index, role=True)
+                if s.reasoning and prepared.include_reasoning:
+                    yield chunk(prepared, index, reasoning=s.reasoning)
             yield chunk(
                 prepared,
                 index,

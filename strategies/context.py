@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from ponder.core.engine import Engine, GeneratedSequence, Generation, SamplingOptions
 from ponder.core.errors import StrategyInputError
 from ponder.core.prompting import Prompt, render_prompts
+from ponder.core.reasoning import ReasoningFormat, ThinkingBudget, split_sequence
 from ponder.verifiers.base import (
     DEFAULT_SCORING,
     Candidate,
@@ -25,6 +26,7 @@ from ponder.verifiers.base import (
 )
 
 from .budget import Budget
+from .budget_forcing import ForcingStats, force_thinking_budget
 from .usage import Usage
 
 __all__ = ["ReusableSamples", "StrategyContext", "Verdicts", "VerifierObserver"]
@@ -82,6 +84,13 @@ class StrategyContext:
     scoring: ScoringOptions = DEFAULT_SCORING
     on_verifier_call: VerifierObserver | None = None
     reusable: ReusableSamples | None = None
+    # A reasoning model's format (--reasoning-parser): whole answers sampled here come back split,
+    # `text` the answer and `reasoning` the thinking. Step searches continue partial texts, so
+    # what they sample is left whole (their steps are the thinking) and split in the response.
+    reasoning: ReasoningFormat | None = None
+    # Per-candidate thinking cap and minimum (budget forcing), for whole answers of the prompt.
+    thinking: ThinkingBudget | None = None
+    forcing: ForcingStats = field(default_factory=ForcingStats)
     # Numbers the engine and verifier calls of this request, so their engine ids never collide.
     _call_numbers: itertools.count[int] = field(default_factory=itertools.count, repr=False)
 
@@ -121,8 +130,14 @@ class StrategyContext:
             n -= len(reused)
             if options.seed is not None:
                 options = options.replace(seed=options.seed + _REUSE_SEED_STRIDE)
-        prompts = [self.prompt_token_ids] if prompts is None else prompts
-        generations = await self._generate(prompts, n, options) if n else []
+        if prompts is None and n and self.thinking is not None and self.reasoning is not None:
+            generations = await self._sample_thinking(n, options)
+        else:
+            whole = prompts is None
+            prompts = [self.prompt_token_ids] if prompts is None else prompts
+            generations = await self._generate(prompts, n, options) if n else []
+            if whole:
+                generations = self.split(generations)
         if not reused:
             return generations
         if not generations:
@@ -152,7 +167,50 @@ class StrategyContext:
             return None
         if room < options.max_tokens:
             options = options.replace(max_tokens=room)
-        return await self.sample(n, prompts=ids, options=options)
+        return self.split(await self.sample(n, prompts=ids, options=options))
+
+    def split(self, generations: list[Generation]) -> list[Generation]:
+        """Whole answers with their thinking split off (unchanged without a reasoning format)."""
+        fmt = self.reasoning
+        if fmt is None:
+            return generations
+        decode = self.engine.decode
+        return [
+            Generation(
+                tuple(split_sequence(s, fmt, decode) for s in g.sequences),
+                g.prompt_tokens,
+                g.cached_tokens,
+                g.interrupted,
+            )
+            for g in generations
+        ]
+
+    async def _sample_thinking(self, n: int, options: SamplingOptions) -> list[Generation]:
+        """`n` whole answers of the request's prompt under the thinking budget, split."""
+        assert self.reasoning is not None and self.thinking is not None
+        calls = self.usage.engine_calls
+        prompt_tokens, cached = self.usage.prompt_tokens, self.usage.cached_tokens
+        sequences = await force_thinking_budget(
+            self._generate,
+            self.prompt_token_ids,
+            n,
+            options,
+            self.reasoning,
+            self.thinking,
+            encode=self.engine.encode,
+            decode=self.engine.decode,
+            max_model_len=self.engine.max_model_len,
+            stats=self.forcing,
+        )
+        if self.usage.engine_calls == calls:
+            return []
+        generation = Generation(
+            tuple(sequences),
+            self.usage.prompt_tokens - prompt_tokens,
+            self.usage.cached_tokens - cached,
+            self.budget.exhausted == "deadline",
+        )
+        return self.split([generation])
 
     async def _generate(
         self, prompts: Sequence[Sequence[int]], n: int, options: SamplingOptions
