@@ -98,8 +98,9 @@ def split_sequence(
 class StreamSplitter:
     """Splits a streamed sequence's growing text into reasoning and answer deltas.
 
-    Each delta re-splits the whole text so far with the format's own split and sends what is
-    new on either side; text already sent on one side is never taken back.
+    Each delta re-splits the text so far with the format's own split and sends what is new on
+    either side; text already sent is never taken back, so a tail that may be the start of a
+    delimiter waits for the next delta (or the last one) before it is sent.
     """
 
     def __init__(self, fmt: ReasoningFormat) -> None:
@@ -108,13 +109,20 @@ class StreamSplitter:
         self.sent_reasoning = ""
         self.sent_content = ""
 
-    def feed(self, delta: str) -> tuple[str, str]:
-        """(new reasoning, new answer) after `delta`."""
+    def _settled(self) -> str:
+        """The text without a tail that could still grow into a delimiter."""
+        for delimiter in (self.fmt.start, self.fmt.end):
+            for m in range(len(delimiter or "") - 1, 0, -1):
+                if delimiter and self.text.endswith(delimiter[:m]):
+                    return self.text[:-m]
+        return self.text
+
+    def feed(self, delta: str, *, last: bool = False) -> tuple[str, str]:
+        """(new reasoning, new answer) after `delta`; `last` sends everything held back."""
         self.text += delta
-        reasoning, content = self.fmt.split_text(self.text)
-        return self._new("sent_reasoning", reasoning or ""), self._new(
-            "sent_content", content or ""
-        )
+        reasoning, content = self.fmt.split_text(self.text if last else self._settled())
+        thinking = self._new("sent_reasoning", reasoning or "")
+        return thinking, self._new("sent_content", content or "")
 
     def _new(self, side: str, whole: str) -> str:
         sent: str = getattr(self, side)

@@ -95,7 +95,7 @@ async def stream_tokens(
             yield chunk(prepared, delta.index, role=True)
         if fmt is not None:
             splitter = splitters.setdefault(delta.index, StreamSplitter(fmt))
-            thinking, answer = splitter.feed(delta.text)
+            thinking, answer = splitter.feed(delta.text, last=delta.finish_reason is not None)
             if thinking:
                 yield chunk(prepared, delta.index, reasoning=thinking)
             yield chunk(
