@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 out=${OUT:-bench/results/reasoning_effort}
 size=${SIZE:-14}
 mkdir -p "$out"
-.venv/bin/ponder eval --serve --port "${PORT:-0}" --no-progress --concurrency 8 --max-tokens 64 \
+# PONDER: the command to run (default: the installed `ponder`).
+${PONDER:-.venv/bin/ponder} eval --serve --port "${PORT:-0}" --no-progress --concurrency 8 --max-tokens 64 \
   --dataset "rg:chain_sum?size=${size}&seed=301&min_terms=2&max_terms=2&min_digits=1&max_digits=1" \
   --dataset "rg:chain_sum?size=${size}&seed=302&min_terms=3&max_terms=3&min_digits=1&max_digits=1" \
   --dataset "rg:chain_sum?size=${size}&seed=303&min_terms=2&max_terms=2&min_digits=2&max_digits=2" \
