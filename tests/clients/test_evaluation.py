@@ -142,10 +142,10 @@ def test_parse_config_errors(text: str, message: str) -> None:
 
 
 async def test_a_reasoning_effort_configuration_sends_only_openais_field() -> None:
-    # The shipped `low` preset: self-consistency over 4 at its own temperature.
+    # The shipped `medium` preset: adaptive self-consistency, 3 of 4 agree after one round.
     engine = ScriptedEngine(texts=["5", "5", "6", "5", "7", "7", "7", "1"])
-    rows = await evaluate(engine, [EvalConfig("effort@low", {}, None, "low")])
+    rows = await evaluate(engine, [EvalConfig("effort@medium", {}, None, "medium")])
     assert [r["correct"] for r in rows] == [True, True]
-    assert rows[0]["reasoning_effort"] == "low" and rows[0]["line"] == "effort"
+    assert rows[0]["reasoning_effort"] == "medium" and rows[0]["line"] == "effort"
     assert [c.n for c in engine.calls] == [4, 4]
     assert all(c.options.temperature == 0.7 for c in engine.calls)
