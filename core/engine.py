@@ -108,10 +108,19 @@ class GeneratedSequence:
     cumulative_logprob: float | None = None
     # The stop string that ended the sequence; None when it ended at EOS or its length.
     stop_reason: str | None = None
+    # Set once a reasoning format split the sequence (core/reasoning.py): `text` is then the
+    # answer alone, `reasoning` the thinking, and `content_tokens` how many tokens the answer is.
+    reasoning: str | None = None
+    content_tokens: int | None = None
 
     @property
     def num_tokens(self) -> int:
         return len(self.token_ids)
+
+    @property
+    def returned_tokens(self) -> int:
+        """Tokens of this sequence a response returns as content (all, unless split)."""
+        return self.num_tokens if self.content_tokens is None else self.content_tokens
 
     @property
     def mean_logprob(self) -> float | None:
@@ -146,6 +155,8 @@ class StreamDelta:
     finish_reason: FinishReason | None = None
     # The stop string that ended the sequence, on its last delta (a search continues after it).
     stop_reason: str | None = None
+    # Thinking, when a reasoning format split the delta: `text` is then the answer's part.
+    reasoning: str | None = None
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,12 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     configs.add_argument(
         "--strategies", type=Path, help="A JSON file: a list of {label, tts} objects."
     )
+    configs.add_argument(
+        "--reasoning-effort",
+        default=None,
+        help="Comma-separated reasoning_effort levels, each a configuration (effort@LEVEL) "
+        "that sends only OpenAI's field, e.g. none,low,medium,high.",
+    )
     server = parser.add_argument_group("server")
     server.add_argument("--server", default="http://127.0.0.1:8000", help="Ponder's base URL.")
     server.add_argument(
@@ -182,6 +188,9 @@ def _configs(args: argparse.Namespace, default: list[EvalConfig]) -> list[EvalCo
             configs += [EvalConfig(str(e["label"]), dict(e["tts"])) for e in entries]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise SystemExit(f"--strategies {args.strategies}: {exc}") from None
+    for level in (args.reasoning_effort or "").split(","):
+        if level.strip():
+            configs.append(EvalConfig(f"effort@{level.strip()}", {}, None, level.strip()))
     configs = configs or default
     labels = [c.label for c in configs]
     if len(set(labels)) != len(labels):
@@ -245,7 +254,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     problems = _problems(args)
     configs = [
-        EvalConfig(c.label, c.tts, budget)
+        EvalConfig(c.label, c.tts, budget, c.reasoning_effort)
         for c in _configs(args, DEFAULT_EVAL)
         for budget in args.budgets
     ]

@@ -44,6 +44,8 @@ class EvalConfig:
     label: str
     tts: dict[str, Any]
     budget: int | None = None
+    # OpenAI's `reasoning_effort`: the server's preset picks strategy and temperature.
+    reasoning_effort: str | None = None
 
     @property
     def key(self) -> str:
@@ -101,7 +103,7 @@ def _body(
     if config.budget is not None:
         tts["budget"] = {**tts.get("budget", {}), "max_tokens": config.budget}
     greedy = tts.get("strategy", "none") in ("none", "beam_search")
-    return {
+    body: dict[str, Any] = {
         "model": model,
         "messages": _messages(problem, s),
         "max_completion_tokens": s.max_tokens,
@@ -110,6 +112,13 @@ def _body(
         **s.extra_body,
         "tts": tts,
     }
+    if config.reasoning_effort is not None:
+        # Standard fields only, as any OpenAI client sends them: the preset decides the rest.
+        body["reasoning_effort"] = config.reasoning_effort
+        del body["temperature"]
+        if not config.tts and config.budget is None:
+            del body["tts"]
+    return body
 
 
 async def _post(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
@@ -144,6 +153,7 @@ async def _one(
         "line": config.line,
         "budget": config.budget,
         "tts": config.tts,
+        "reasoning_effort": config.reasoning_effort,
         "expected": problem.answer,
         "problem_difficulty": problem.difficulty,
     }

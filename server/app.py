@@ -11,16 +11,19 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI
 
 from ponder.core.engine import Engine
+from ponder.strategies.effort import PresetError
 from ponder.strategies.policy import PolicyError
 from ponder.verifiers.base import Verifier, VerifierError
 from ponder.verifiers.loading import check_verifier_specs, load_configured_verifiers
 
 from .docs import docs_urls, install_docs
+from .effort import load_effort_presets
 from .engine_args import ParallelismError
 from .engines import UnknownEngineError, start_engine
 from .errors import install_error_handlers
 from .metrics import PonderMetrics
 from .policies import PolicyStore, policy_check
+from .reasoning import ReasoningParserError, configured_reasoning_format
 from .remote_start import RemoteStartError
 from .routers import router
 from .serving import Serving
@@ -70,7 +73,13 @@ def create_app(
             served_logprobs = min(settings.max_logprobs, active.max_logprobs)
             check = policy_check(loaded, settings.max_tts_n, served_logprobs)
             policies.validate_with(check)
+            reasoning = configured_reasoning_format(
+                settings.reasoning_parser, settings.reasoning_parser_plugin, active
+            )
+            presets = load_effort_presets(settings.effort_presets, loaded, settings.max_tts_n)
         except (
+            ReasoningParserError,
+            PresetError,
             UnknownEngineError,
             ParallelismError,
             RemoteStartError,
@@ -89,7 +98,9 @@ def create_app(
         engine_series = active.metrics_collector()
         if engine_series is not None:
             metrics.registry.register(engine_series)
-        app.state.serving = Serving(active, loaded, settings, metrics, policies)
+        app.state.serving = Serving(
+            active, loaded, settings, metrics, policies, reasoning=reasoning, presets=presets
+        )
         app.state.draining = False
         logger.info("serving %s with verifiers: %s", active.model_name, ", ".join(loaded))
         try:

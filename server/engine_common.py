@@ -69,6 +69,11 @@ class TokenizerOps:
 
     _tokenizer: Any
 
+    @property
+    def hf_tokenizer(self) -> Any:
+        """The tokenizer itself, for vLLM's reasoning parsers (`server/reasoning.py`)."""
+        return self._tokenizer
+
     @functools.cached_property
     def max_token_chars(self) -> int:
         # Byte-level vocabularies spell each byte as one character and SentencePiece ones each

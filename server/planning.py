@@ -16,15 +16,18 @@ from pydantic import BaseModel, ValidationError
 
 from ponder.core.engine import Engine, SamplingOptions, StructuredOutput
 from ponder.core.errors import StrategyInputError
+from ponder.core.reasoning import ReasoningFormat
 from ponder.strategies.base import Strategy, StrategyParams
 from ponder.strategies.budget import Budget
 from ponder.strategies.context import StrategyContext
+from ponder.strategies.effort import EffortPresets, default_presets
 from ponder.strategies.factory import build_strategy
 from ponder.strategies.policy import PolicyTable
 from ponder.strategies.registry import strategy_class
 from ponder.strategies.streaming import TokenStreaming
 from ponder.verifiers.base import Question, Verifier
 
+from .effort import EffortChoice, apply_reasoning_fields
 from .errors import APIError, validation_error
 from .metrics import PonderMetrics
 from .output_format import OutputFormatError, logit_bias_pairs
@@ -59,6 +62,9 @@ class PreparedRequest:
     created: int
     model: str
     temperature: SamplingTemperature = field(default_factory=lambda: SamplingTemperature(1.0))
+    effort: EffortChoice | None = None
+    # vLLM's include_reasoning: whether `message.reasoning` is returned.
+    include_reasoning: bool = True
 
     @property
     def strategy_name(self) -> str:
@@ -66,7 +72,13 @@ class PreparedRequest:
 
     def tts(self, outcomes: Sequence[Outcome]) -> TTSBlock:
         block = tts_block(self.strategy_name, outcomes, trace=self.strategy.params.return_trace)
-        return block.model_copy(update=self.temperature.report())
+        update = self.temperature.report()
+        if self.effort is not None:
+            update["effort"] = self.effort.report()
+        forced = [c.forcing.report() for c in self.contexts if c.forcing.rounds]
+        if forced:
+            update["thinking"] = {k: sum(f[k] for f in forced) for k in forced[0]}
+        return block.model_copy(update=update)
 
 
 def logprobs_needed(params: StrategyParams, verifiers: Mapping[str, Verifier]) -> dict[str, int]:
@@ -98,8 +110,12 @@ class RequestPlanner:
         settings: Settings,
         metrics: PonderMetrics,
         policy: Callable[[], PolicyTable],
+        reasoning: ReasoningFormat | None = None,
+        presets: EffortPresets | None = None,
     ) -> None:
         self.engine = engine
+        self.reasoning = reasoning
+        self.presets = presets or default_presets()
         self.verifiers = verifiers
         self.settings = settings
         self.metrics = metrics
@@ -123,10 +139,21 @@ class RequestPlanner:
                 code="model_not_found",
             )
 
-    def _resolve_strategy(self, req: ChatCompletionRequest | CompletionRequest) -> Strategy:
+    def _resolve_strategy(
+        self, req: ChatCompletionRequest | CompletionRequest
+    ) -> tuple[Strategy, EffortChoice | None]:
         self.check_model(req.model)
         suffix = req.model.partition("@")[2]
-        tts = dict(req.tts or {})
+        chat = req if isinstance(req, ChatCompletionRequest) else None
+        tts, effort = apply_reasoning_fields(
+            dict(req.tts or {}),
+            strategy_named=bool(suffix),
+            effort=chat.reasoning_effort if chat else None,
+            thinking_token_budget=chat.thinking_token_budget if chat else None,
+            presets=self.presets,
+            temperature_set="temperature" in req.model_fields_set,
+            can_think=chat is not None and self.reasoning is not None,
+        )
         named = tts.get("strategy")
         if suffix and named and named != suffix:
             raise APIError(
@@ -140,7 +167,7 @@ class RequestPlanner:
         try:
             cls = strategy_class(tts["strategy"])
             params: StrategyParams = cls.Params.model_validate(tts)
-            return build_strategy(params, policy=self.policy)
+            return build_strategy(params, policy=self.policy), effort
         except StrategyInputError as exc:
             param = "model" if suffix and not named else exc.param
             raise APIError(400, str(exc), param=param) from None
@@ -174,7 +201,7 @@ class RequestPlanner:
         prompts: list[tuple[list[int], Question]],
         prompt_param: str,
     ) -> PreparedRequest:
-        strategy = self._resolve_strategy(req)
+        strategy, effort = self._resolve_strategy(req)
         s = self.settings
         tokens_param = _TOKENS_PARAM[endpoint]
         longest = max(len(ids) for ids, _ in prompts)
@@ -252,8 +279,11 @@ class RequestPlanner:
                 param="tts.budget.deadline_s",
             )
         structured, logit_bias = self._output_format(req, strategy)
+        requested_temperature = req.temperature
+        if effort is not None and effort.temperature is not None:
+            requested_temperature = effort.temperature
         temperature = sampling_temperature(
-            strategy, req.temperature, req.n, s.exploration_temperature
+            strategy, requested_temperature, req.n, s.exploration_temperature
         )
         options = SamplingOptions(
             max_tokens=max_tokens,
@@ -286,6 +316,8 @@ class RequestPlanner:
                 request_id=f"{response_id}-{i}",
                 scoring=params.scoring(),
                 on_verifier_call=self.metrics.observe_verifier,
+                reasoning=self.reasoning if endpoint == "chat" else None,
+                thinking=params.thinking(),
             )
             for i, (ids, question) in enumerate(prompts)
         ]
@@ -301,4 +333,6 @@ class RequestPlanner:
             created=now(),
             model=req.model,
             temperature=temperature,
+            effort=effort,
+            include_reasoning=not isinstance(req, ChatCompletionRequest) or req.include_reasoning,
         )

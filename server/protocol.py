@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from ponder.core.engine import StructuredOutput
 
 from .output_format import logit_bias_pairs, structured_output
+from .reasoning_fields import ReasoningFields
 
 __all__ = [
     "MAX_STOP_SEQUENCES",
@@ -146,7 +147,7 @@ class _SamplingFields(_Request):
         return bool(self.stream_options and self.stream_options.include_usage)
 
 
-class ChatCompletionRequest(_SamplingFields):
+class ChatCompletionRequest(_SamplingFields, ReasoningFields):
     messages: list[ChatMessage] = Field(min_length=1)
     model: str
     logprobs: bool = False
@@ -155,7 +156,6 @@ class ChatCompletionRequest(_SamplingFields):
     top_logprobs: int | None = Field(None, ge=0, le=20)
     tools: list[dict[str, Any]] | None = None
     tool_choice: Any = None
-    reasoning_effort: str | None = None
 
     @model_validator(mode="after")
     def _check_chat(self) -> ChatCompletionRequest:
@@ -362,6 +362,7 @@ class ChatCompletionMessageOut(BaseModel):
     content: str
     refusal: None = None
     role: Literal["assistant"] = "assistant"
+    reasoning: str | None = Field(None, description="The thinking (with --reasoning-parser).")
 
 
 class ChatCompletionChoice(BaseModel):

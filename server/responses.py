@@ -7,6 +7,7 @@ returned, `cached_tokens` what the prefix cache served.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from ponder.core.engine import GeneratedSequence, TokenLogprob
+from ponder.core.reasoning import split_sequence
 from ponder.strategies.base import RankedCandidate, StrategyResult
 from ponder.strategies.context import StrategyContext
 from ponder.strategies.usage import Usage
@@ -105,13 +107,23 @@ class Outcome:
     result: StrategyResult
 
     def chosen(self, choices: int) -> list[RankedCandidate]:
+        """The returned candidates, best first, split into thinking and answer where the
+        request has a reasoning format (step searches leave theirs whole until here)."""
         picked = [self.result.candidates[i] for i in self.result.ranking[:choices]]
+        fmt = self.ctx.reasoning
+        if fmt is not None:
+            decode = self.ctx.engine.decode
+            picked = [
+                dataclasses.replace(c, sequence=split_sequence(c.sequence, fmt, decode))
+                for c in picked
+            ]
         return picked + [RankedCandidate(_EMPTY)] * (choices - len(picked))
 
 
 def reasoning_tokens(outcomes: Sequence[Outcome], choices: int, completion: int) -> int:
-    """Of `completion` generated tokens, those not returned in the `choices` chosen answers."""
-    returned = sum(c.sequence.num_tokens for o in outcomes for c in o.chosen(choices))
+    """Of `completion` generated tokens, those not returned as content in the `choices` chosen
+    answers: their thinking, every other candidate, critiques and search steps."""
+    returned = sum(c.sequence.returned_tokens for o in outcomes for c in o.chosen(choices))
     return max(0, completion - returned)
 
 
@@ -199,6 +211,13 @@ def _logprobs(
     return completion_logprobs(sequence.logprobs, top_logprobs)
 
 
+def _message(sequence: GeneratedSequence, include_reasoning: bool) -> ChatCompletionMessageOut:
+    message = ChatCompletionMessageOut(content=sequence.text, refusal=None, role="assistant")
+    if include_reasoning and sequence.reasoning is not None:
+        message.reasoning = sequence.reasoning  # set only here, so absent otherwise
+    return message
+
+
 def response_body(
     endpoint: Endpoint,
     *,
@@ -209,6 +228,7 @@ def response_body(
     choices: int,
     top_logprobs: int | None,
     tts: TTSBlock,
+    include_reasoning: bool = True,
 ) -> dict[str, Any]:
     chosen = [
         (p * choices + j, candidate.sequence)
@@ -230,7 +250,7 @@ def response_body(
                 finish_reason=openai_finish_reason(s.finish_reason),
                 index=index,
                 logprobs=_logprobs(endpoint, s, top_logprobs),
-                message=ChatCompletionMessageOut(content=s.text, refusal=None, role="assistant"),
+                message=_message(s, include_reasoning),
             )
             for index, s in chosen
         ]

@@ -18,6 +18,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from ponder.core.engine import Engine, EngineError, EngineInputError
 from ponder.core.errors import StrategyInputError
+from ponder.core.reasoning import ReasoningFormat
+from ponder.strategies.effort import EffortPresets
 from ponder.strategies.usage import Usage
 from ponder.verifiers.base import Question, Verifier, VerifierError
 
@@ -57,13 +59,18 @@ class Serving:
         settings: Settings,
         metrics: PonderMetrics,
         policies: PolicyStore | None = None,
+        *,
+        reasoning: ReasoningFormat | None = None,
+        presets: EffortPresets | None = None,
     ) -> None:
         self.engine = engine
         self.verifiers = verifiers
         self.settings = settings
         self.metrics = metrics
         self.policies = policies or PolicyStore(None)
-        self.planner = RequestPlanner(engine, verifiers, settings, metrics, self.policies.current)
+        self.planner = RequestPlanner(
+            engine, verifiers, settings, metrics, self.policies.current, reasoning, presets
+        )
         self.admission = Admission(
             settings.max_concurrent_requests, settings.max_queued_requests, metrics
         )
@@ -193,6 +200,7 @@ class Serving:
             choices=prepared.choices,
             top_logprobs=prepared.top_logprobs,
             tts=prepared.tts(outcomes),
+            include_reasoning=prepared.include_reasoning,
         )
         return JSONResponse(body)
 

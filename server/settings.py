@@ -160,6 +160,20 @@ class Settings(BaseSettings):
         description="compute_optimal's policy table (from `ponder calibrate`); re-read when the "
         "file changes; default: the table shipped with Ponder.",
     )
+    # -- reasoning models (#13) --
+    reasoning_parser: str | None = Field(
+        None,
+        description="vLLM reasoning parser (a name `vllm serve --reasoning-parser` accepts, e.g. "
+        "qwen3, deepseek_r1): split every candidate's thinking from its answer; off by default.",
+    )
+    reasoning_parser_plugin: Path | None = Field(
+        None, description="A Python file that registers more reasoning parsers (as vLLM's flag)."
+    )
+    effort_presets: Path | None = Field(
+        None,
+        description="reasoning_effort presets (JSON, see strategies/policies/effort.json); "
+        "default: the presets shipped with Ponder.",
+    )
     keepalive_s: float = Field(
         5.0, gt=0, description="Seconds between SSE keep-alive comments while a search runs."
     )

@@ -11,11 +11,13 @@ keep-alives), which the chat and completion chunks here, and the Responses event
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ponder.core.engine import GeneratedSequence, StreamDelta, TokenLogprob
+from ponder.core.reasoning import StreamSplitter
 from ponder.strategies.base import RankedCandidate, StrategyResult
 from ponder.strategies.streaming import TokenStreaming
 
@@ -71,12 +73,15 @@ def chunk(
     role: bool = False,
     logprobs: tuple[TokenLogprob, ...] | None = None,
     finish_reason: str | None = None,
+    reasoning: str | None = None,
 ) -> str:
     choice: dict[str, Any] = {"index": index, "finish_reason": finish_reason, "logprobs": None}
     top = prepared.top_logprobs
     with_logprobs = top is not None and logprobs is not None
     if prepared.endpoint == "chat":
         choice["delta"] = {"role": "assistant", "content": text} if role else {"content": text}
+        if reasoning:  # vLLM's field name; a delta of thinking carries no content
+            choice["delta"] = {"reasoning": reasoning}
         if with_logprobs:
             choice["logprobs"] = chat_logprobs(logprobs or (), top or 0)
     else:
@@ -99,9 +104,12 @@ def progress_chunk(prepared: PreparedRequest, progress: TTSProgress) -> str:
 async def token_deltas(
     prepared: PreparedRequest, strategy: TokenStreaming, outcomes: list[Outcome]
 ) -> AsyncIterator[StreamDelta | None]:
-    """A token-streaming strategy: each token as it is generated; the finished sequences land
-    in `outcomes`."""
+    """A token-streaming strategy: each token as it is generated (split into thinking and
+    answer when a reasoning format is set and the client wants the thinking); the finished
+    sequences land in `outcomes`."""
     ctx = prepared.contexts[0]
+    fmt = ctx.reasoning if prepared.include_reasoning else None
+    splitters: dict[int, StreamSplitter] = {}
     texts: dict[int, list[str]] = {}
     token_ids: dict[int, list[int]] = {}
     finish: dict[int, str] = {}
@@ -110,6 +118,10 @@ async def token_deltas(
         token_ids.setdefault(delta.index, []).extend(delta.token_ids)
         if delta.finish_reason:
             finish[delta.index] = delta.finish_reason
+        if fmt is not None:
+            splitter = splitters.setdefault(delta.index, StreamSplitter(fmt))
+            thinking, answer = splitter.feed(delta.text, last=delta.finish_reason is not None)
+            delta = dataclasses.replace(delta, text=answer, reasoning=thinking or None)
         yield delta
     sequences = [
         GeneratedSequence(
@@ -180,7 +192,7 @@ async def chosen_deltas(
                 if sent[index] != candidate.sequence:
                     logger.error("choice %d was streamed early but another was chosen", index)
                 continue
-            yield _whole(index, candidate.sequence)
+            yield _whole(prepared, index, candidate.sequence)
 
 
 def _early_answers(
@@ -193,18 +205,19 @@ def _early_answers(
         if answer.choice >= prepared.choices or index in sent:
             continue
         sent[index] = answer.sequence
-        deltas.append(_whole(index, answer.sequence))
+        deltas.append(_whole(prepared, index, answer.sequence))
     return deltas
 
 
-def _whole(index: int, s: GeneratedSequence) -> StreamDelta:
-    """One whole answer as a single delta."""
+def _whole(prepared: PreparedRequest, index: int, s: GeneratedSequence) -> StreamDelta:
+    """One whole answer as a single delta, with its thinking when the client wants it."""
     return StreamDelta(
         index=index,
         text=s.text,
         token_ids=s.token_ids,
         logprobs=s.logprobs,
         finish_reason=s.finish_reason,
+        reasoning=s.reasoning if prepared.include_reasoning else None,
     )
 
 
@@ -218,7 +231,9 @@ def stream_deltas(
     """What a stream sends, whatever its wire format: the answers' deltas as they come, progress
     reports, and None for a keep-alive; the outcomes land in `outcomes` once it is exhausted."""
     strategy = prepared.strategy
-    if isinstance(strategy, TokenStreaming) and len(prepared.contexts) == 1:
+    # Budget forcing continues whole candidates in rounds, so a thinking cap is not streamed live.
+    live = len(prepared.contexts) == 1 and prepared.contexts[0].thinking is None
+    if isinstance(strategy, TokenStreaming) and live:
         return token_deltas(prepared, strategy, outcomes)
     return chosen_deltas(prepared, run, outcomes, keepalive_s, progress_interval_s)
 
@@ -238,6 +253,8 @@ async def stream_chunks(
         if delta.index not in opened and prepared.endpoint == "chat":
             yield chunk(prepared, delta.index, role=True)
         opened.add(delta.index)
+        if delta.reasoning and prepared.endpoint == "chat":
+            yield chunk(prepared, delta.index, reasoning=delta.reasoning)
         yield chunk(
             prepared,
             delta.index,

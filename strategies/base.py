@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from ponder.core.engine import GeneratedSequence
+from ponder.core.reasoning import ThinkingBudget
 from ponder.verifiers.base import Aggregation, ScoringOptions, StepScore
 
 from .budget import BudgetParams
@@ -39,6 +40,18 @@ class StrategyParams(BaseModel):
     reference: str | None = Field(
         None, max_length=1000, description="The known answer, for the reference verifier."
     )
+    thinking_budget: int | None = Field(
+        None,
+        ge=0,
+        description="Reasoning models: most thinking tokens per candidate; at the cap the "
+        "thinking is ended and the candidate answers (budget forcing). Needs --reasoning-parser.",
+    )
+    min_thinking_tokens: int = Field(
+        0,
+        ge=0,
+        description="Reasoning models: fewest thinking tokens per candidate; an earlier end of "
+        "thinking is replaced by 'Wait' and continued (budget forcing).",
+    )
 
     def scoring(self) -> ScoringOptions:
         return ScoringOptions(
@@ -50,6 +63,11 @@ class StrategyParams(BaseModel):
     def candidates(self) -> int:
         """Candidates this request explores at most (checked against the server's cap)."""
         return 1
+
+    def thinking(self) -> ThinkingBudget | None:
+        """The per-candidate thinking budget asked for, if any."""
+        budget = ThinkingBudget(self.thinking_budget, self.min_thinking_tokens)
+        return budget if budget.active else None
 
     def verifier_names(self) -> dict[str, str]:
         """The verifiers this request will use, by the `tts` field that names them."""

@@ -22,6 +22,7 @@ from ponder.core.engine import (
 )
 from ponder.core.errors import StrategyInputError
 from ponder.core.prompting import Prompt, render_prompts
+from ponder.core.reasoning import ReasoningFormat, ThinkingBudget, split_sequence
 from ponder.verifiers.base import (
     DEFAULT_SCORING,
     Candidate,
@@ -32,6 +33,7 @@ from ponder.verifiers.base import (
 )
 
 from .budget import Budget
+from .budget_forcing import ForcingStats, force_thinking_budget
 from .progress import AnswerObserver, EarlyAnswer, ProgressObserver, SearchProgress
 from .usage import Usage
 from .watched import WatchedSamples
@@ -95,6 +97,13 @@ class StrategyContext:
     # told to nobody, and strategies take their batched paths.
     on_progress: ProgressObserver | None = None
     on_answer: AnswerObserver | None = None
+    # A reasoning model's format (--reasoning-parser): whole answers sampled here come back split,
+    # `text` the answer and `reasoning` the thinking. Step searches continue partial texts, so
+    # what they sample is left whole (their steps are the thinking) and split in the response.
+    reasoning: ReasoningFormat | None = None
+    # Per-candidate thinking cap and minimum (budget forcing), for whole answers of the prompt.
+    thinking: ThinkingBudget | None = None
+    forcing: ForcingStats = field(default_factory=ForcingStats)
     # Numbers the engine and verifier calls of this request, so their engine ids never collide.
     _call_numbers: itertools.count[int] = field(default_factory=itertools.count, repr=False)
 
@@ -138,8 +147,14 @@ class StrategyContext:
             n -= len(reused)
             if options.seed is not None:
                 options = options.replace(seed=options.seed + _REUSE_SEED_STRIDE)
-        prompts = [self.prompt_token_ids] if prompts is None else prompts
-        generations = await self._generate(prompts, n, options) if n else []
+        if prompts is None and n and self.thinking is not None and self.reasoning is not None:
+            generations = await self._sample_thinking(n, options)
+        else:
+            whole = prompts is None
+            prompts = [self.prompt_token_ids] if prompts is None else prompts
+            generations = await self._generate(prompts, n, options) if n else []
+            if whole:
+                generations = self.split(generations)
         if not reused:
             return generations
         if not generations:
@@ -214,7 +229,7 @@ class StrategyContext:
             self.budget.tokens_used += len(item.token_ids)
             parts.setdefault(item.index, []).append(item)
             if item.finish_reason is not None:
-                yield item.index, _joined(parts[item.index])
+                yield item.index, self.split_one(_joined(parts[item.index]))
 
     def watch_samples(self, n: int, options: SamplingOptions | None = None) -> WatchedSamples:
         """`n` samples of the request's prompt, started together and watched as they are
@@ -252,7 +267,54 @@ class StrategyContext:
             return None
         if room < options.max_tokens:
             options = options.replace(max_tokens=room)
-        return await self.sample(n, prompts=ids, options=options)
+        return self.split(await self.sample(n, prompts=ids, options=options))
+
+    def split_one(self, sequence: GeneratedSequence) -> GeneratedSequence:
+        """A whole answer with its thinking split off (unchanged without a reasoning format)."""
+        if self.reasoning is None:
+            return sequence
+        return split_sequence(sequence, self.reasoning, self.engine.decode)
+
+    def split(self, generations: list[Generation]) -> list[Generation]:
+        """Whole answers with their thinking split off (unchanged without a reasoning format)."""
+        if self.reasoning is None:
+            return generations
+        return [
+            Generation(
+                tuple(self.split_one(s) for s in g.sequences),
+                g.prompt_tokens,
+                g.cached_tokens,
+                g.interrupted,
+            )
+            for g in generations
+        ]
+
+    async def _sample_thinking(self, n: int, options: SamplingOptions) -> list[Generation]:
+        """`n` whole answers of the request's prompt under the thinking budget, split."""
+        assert self.reasoning is not None and self.thinking is not None
+        calls = self.usage.engine_calls
+        prompt_tokens, cached = self.usage.prompt_tokens, self.usage.cached_tokens
+        sequences = await force_thinking_budget(
+            self._generate,
+            self.prompt_token_ids,
+            n,
+            options,
+            self.reasoning,
+            self.thinking,
+            encode=self.engine.encode,
+            decode=self.engine.decode,
+            max_model_len=self.engine.max_model_len,
+            stats=self.forcing,
+        )
+        if self.usage.engine_calls == calls:
+            return []
+        generation = Generation(
+            tuple(sequences),
+            self.usage.prompt_tokens - prompt_tokens,
+            self.usage.cached_tokens - cached,
+            self.budget.exhausted == "deadline",
+        )
+        return self.split([generation])
 
     async def _generate(
         self, prompts: Sequence[Sequence[int]], n: int, options: SamplingOptions

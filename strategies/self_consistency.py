@@ -132,20 +132,25 @@ class SelfConsistency(Strategy):
 
     async def run(self, ctx: StrategyContext) -> StrategyResult:
         p = self.params
-        if p.adaptive:
+        # Budget forcing continues whole candidates in rounds (`ctx.sample`), so a thinking cap
+        # takes the batched path: samples can then be neither stopped nor counted one by one.
+        forced = ctx.thinking is not None
+        adaptive = p.adaptive and not forced
+        if adaptive:
             sequences, stopped_early = await self._adaptive(ctx)
-        elif ctx.streamed and ctx.budget.deadline is None and not ctx.reusable:
+            sequences = [ctx.split_one(s) for s in sequences]
+        elif ctx.streamed and ctx.budget.deadline is None and not ctx.reusable and not forced:
             return await self._run_streamed(ctx)
         else:
             sequences, stopped_early = await self._fixed(ctx)
         # Only the adaptive variant leaves out stopped samples; the fixed one votes with what a
         # deadline left, as it always did.
-        voting = [not (p.adaptive and s.finish_reason == "abort") for s in sequences]
+        voting = [not (adaptive and s.finish_reason == "abort") for s in sequences]
         answers = [
             extract_answer(s.text) if v else None for s, v in zip(sequences, voting, strict=True)
         ]
         votes = await asyncio.to_thread(tally, answers)
-        if not p.adaptive:
+        if not adaptive:
             shares = (votes.share(i) for i in range(len(answers)))
             ctx.report_progress(self.name, "round", 1, 1, len(sequences), best_score(shares))
         # Stopped samples come last: their text is cut short, never an answer to return.

@@ -160,6 +160,8 @@ class ChatCompletionMessage(_Open):
     content: str | None = None
     refusal: str | None = None
     role: Literal["assistant"] = "assistant"
+    # A reasoning model's thinking (the server's --reasoning-parser), vLLM's field name.
+    reasoning: str | None = None
 
 
 class ChatCompletionChoice(_Open):
@@ -199,6 +201,7 @@ class Completion(_Open):
 class ChunkDelta(_Open):
     content: str | None = None
     role: Literal["assistant"] | None = None
+    reasoning: str | None = None
 
 
 class ChunkChoice(_Open):

@@ -54,6 +54,8 @@ class StrategyOptions(BaseModel):
     step_delimiter: str = Field("\n\n", min_length=1, max_length=32)
     aggregation: Literal["min", "last", "prod", "mean"] | None = None
     reference: str | None = Field(None, max_length=1000)
+    thinking_budget: int | None = Field(None, ge=0)
+    min_thinking_tokens: int = Field(0, ge=0)
 
     def to_tts(self) -> dict[str, Any]:
         """The request's `tts` object: the strategy and the fields the caller set."""

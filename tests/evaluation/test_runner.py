@@ -160,3 +160,14 @@ def test_parse_config_errors(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_config(text)
     assert parse_config('a@1={"strategy": "none"}') == EvalConfig("a@1", {"strategy": "none"})
+
+
+async def test_a_reasoning_effort_configuration_sends_only_openais_field() -> None:
+    # The shipped `medium` preset: adaptive self-consistency over 8 samples started together.
+    texts = ["5", "5", "5", "5", "6", "6", "1", "2", "7", "7", "7", "7", "3", "4", "1", "2"]
+    engine = ScriptedEngine(texts=texts)
+    rows = await evaluate(engine, [EvalConfig("effort@medium", {}, None, "medium")])
+    assert [r["correct"] for r in rows] == [True, True]
+    assert rows[0]["reasoning_effort"] == "medium" and rows[0]["line"] == "effort"
+    assert [c.n for c in engine.calls] == [8, 8]
+    assert all(c.options.temperature == 0.7 for c in engine.calls)

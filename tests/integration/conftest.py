@@ -42,6 +42,7 @@ VLLM_PRM = "vllm_prm"
 # An outcome reward model (a sequence classifier) that vLLM builds from the causal LM it has.
 VLLM_ORM = "vllm_orm"
 _START_TIMEOUT_S = 900
+REASONING_PARSER = "olmo3"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -165,6 +166,9 @@ def in_process_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live
         "PONDER_MAX_MODEL_LEN": "2048",
         "PONDER_MAX_CONCURRENT_REQUESTS": "32",
         "PONDER_KEEPALIVE_S": "0.5",
+        # vLLM's own olmo3 parser: text without `</think>` is all answer, so the embedded model
+        # (which never thinks) answers as before, and budget forcing's appended `</think>` splits.
+        "PONDER_REASONING_PARSER": REASONING_PARSER,
     }
     process, base_url = start_server(log, env)
     try:
