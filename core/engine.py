@@ -155,6 +155,11 @@ class Engine(Protocol):
     version: str
     # The most alternatives per token the engine reports (`SamplingOptions.logprobs`).
     max_logprobs: int
+    # What the engine runs at once, for admission's defaults (None where the engine does not say):
+    # sequences (vLLM's max_num_seqs) and KV-cache tokens (blocks x block size), summed over the
+    # engine's replicas or servers.
+    max_num_seqs: int | None
+    kv_cache_tokens: int | None
 
     @property
     def max_token_chars(self) -> int:

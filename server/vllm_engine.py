@@ -106,6 +106,15 @@ class VLLMEngine(TokenizerOps):
         self.version = vllm_version()
         self.max_logprobs = max_logprobs
         self.supports_seed = True
+        # The engine core reports its KV-cache size to this process when it starts (summed over
+        # data-parallel engines); max_num_seqs is per engine.
+        config = llm.vllm_config
+        blocks = config.cache_config.num_gpu_blocks
+        replicas = config.parallel_config.data_parallel_size
+        self.max_num_seqs: int | None = int(config.scheduler_config.max_num_seqs) * replicas
+        self.kv_cache_tokens: int | None = (
+            int(blocks) * int(config.cache_config.block_size) if blocks else None
+        )
         # A search asks for the same parameters at every step, and building them took 75 us of
         # the ~1 ms from one step's outputs to the next step's first request (see the module
         # docstring). vLLM copies them for each request (`skip_clone`), so one object may serve
