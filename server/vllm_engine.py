@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -46,6 +45,7 @@ from ponder.core.vllm_compat import (
 )
 from ponder.verifiers.loading import check_gpu_shares
 
+from .cpu_defaults import apply_cpu_defaults
 from .engine_args import check_parallelism, policy_engine_args, policy_gpus
 from .engine_common import TokenizerOps
 from .model_store import DEFAULT_MODEL_NAME, prepare_default_model
@@ -128,9 +128,8 @@ class VLLMEngine(TokenizerOps):
 
         cpu = is_cpu_build()
         if cpu:
-            # The CPU build sizes its KV cache from the first NUMA node and refuses to start at
-            # vLLM's default share; an explicit size always works.
-            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(settings.cpu_kv_cache_gib))
+            # Before the engine's processes start: they read these variables.
+            apply_cpu_defaults(settings)
         args = AsyncEngineArgs(**policy_engine_args(settings, model_path, model_name, cpu=cpu))
         llm = AsyncLLM.from_engine_args(args)
         max_len = int(llm.model_config.max_model_len)
