@@ -83,7 +83,8 @@ async def test_a_waiter_that_leaves_lets_the_next_ones_start() -> None:
     wide.release()  # as the serving layer does when the client goes away
     assert narrow.state == "running" and a.in_use == Cost(6, 0)
     assert (a.running, a.waiting) == (2, 0)
-    holder.release(), narrow.release()
+    holder.release()
+    narrow.release()
     assert a.in_use == Cost(0, 0) and a.in_flight == 0
 
 
@@ -120,9 +121,7 @@ def test_limits_default_to_twice_what_the_engine_runs() -> None:
     assert limits.max_waiting == 64
     unknown = admission_limits(Settings(), ScriptedEngine(max_num_seqs=None))
     assert (unknown.max_sequences, unknown.max_tokens) == (2 * FALLBACK_MAX_NUM_SEQS, None)
-    chosen = Settings(
-        max_running_sequences=5, max_running_tokens=77, max_concurrent_requests=3
-    )
+    chosen = Settings(max_running_sequences=5, max_running_tokens=77, max_concurrent_requests=3)
     limits = admission_limits(chosen, engine)
     assert (limits.max_sequences, limits.max_tokens, limits.max_requests) == (5, 77, 3)
 
