@@ -19,7 +19,10 @@ Ponder's tokens/s to vLLM's (summed over the repeats).
 
     flock /tmp/ponder-engine.lock .venv/bin/python bench/throughput.py \\
         [--workloads none,self_consistency@8,best_of_n@8] [--concurrency 32,64] [--requests 64]
-        [--repeats 1] [--max-tokens 64] [--vllm-bind nobind] [--ponder-wrapper "py-spy ..."]
+        [--repeats 1] [--max-tokens 64] [--vllm-bind nobind] [--profile ponder.txt]
+
+`--profile FILE` samples Ponder's process with py-spy (`pip install py-spy`; collapsed stacks)
+during its first run, to see what Ponder itself spends under saturation.
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ import argparse
 import asyncio
 import os
 import shlex
+import signal
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -114,7 +119,19 @@ def _p(values: list[float], q: float) -> float:
     )
 
 
-async def measure(args: argparse.Namespace, ponder_url: str, vllm_url: str) -> None:
+def profiler(args: argparse.Namespace, pid: int | None) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling Ponder's process until it is interrupted (then it writes its file)."""
+    if not args.profile or pid is None:
+        return None
+    command = ["py-spy", "record", "--pid", str(pid), "--nonblocking", "-r", "100"]
+    command += ["-f", "raw", "-o", args.profile]
+    spy_bin = Path(sys.executable).with_name("py-spy")
+    return subprocess.Popen([str(spy_bin) if spy_bin.exists() else "py-spy", *command[1:]])
+
+
+async def measure(
+    args: argparse.Namespace, ponder_url: str, vllm_url: str, pid: int | None
+) -> None:
     sides = {"ponder": ponder_url, "vllm": vllm_url}
     for side, url in sides.items():  # warm-up: first requests pay for lazy set-up
         await one_run(url, bodies("none", 2, 8, side == "ponder"), 2)
@@ -133,7 +150,12 @@ async def measure(args: argparse.Namespace, ponder_url: str, vllm_url: str) -> N
             for _ in range(args.repeats):
                 for side, url in sides.items():
                     batch = bodies(workload, args.requests, args.max_tokens, side == "ponder")
+                    spy = profiler(args, pid) if side == "ponder" else None
                     runs[side].append(await one_run(url, batch, concurrency))
+                    if spy is not None:
+                        spy.send_signal(signal.SIGINT)
+                        spy.wait()
+                        args.profile = None  # the first run only
             rate, lat = {}, {}
             for side, results in runs.items():
                 tokens = sum(r["tokens"] for r in results)
@@ -150,13 +172,10 @@ async def measure(args: argparse.Namespace, ponder_url: str, vllm_url: str) -> N
 
 
 @contextmanager
-def ponder_server(args: argparse.Namespace, logs: Path) -> Iterator[str]:
+def ponder_server(args: argparse.Namespace, logs: Path) -> Iterator[tuple[str, int]]:
     """`ponder serve` with its defaults (its own CPU binding decision included)."""
-    import subprocess
-
     port = _port()
     command = [
-        *shlex.split(args.ponder_wrapper or ""),
         sys.executable, "-m", "ponder.server.cli", "serve", "--port", str(port),
         "--max-model-len", str(MAX_MODEL_LEN), "--served-model-name", NAME,
         "--cpu-kv-cache-gib", str(KV_CACHE_GIB), *shlex.split(args.ponder_flags),
@@ -169,7 +188,7 @@ def ponder_server(args: argparse.Namespace, logs: Path) -> Iterator[str]:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
         wait_until(f"http://127.0.0.1:{port}/ready", process, log, 600)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", process.pid
     finally:
         stop_process(process)
 
@@ -198,7 +217,7 @@ def main() -> None:
     parser.add_argument("--vllm-url", help="a running vllm serve instead of starting one")
     parser.add_argument("--vllm-bind", default="nobind", help="the vLLM server's thread binding")
     parser.add_argument("--ponder-flags", default="", help="extra `ponder serve` flags")
-    parser.add_argument("--ponder-wrapper", help='e.g. "py-spy record -f raw -o ponder.txt --"')
+    parser.add_argument("--profile", help="py-spy's collapsed stacks of Ponder's first run")
     args = parser.parse_args()
     args.workloads = args.workloads.split(",")
     unknown = set(args.workloads) - set(WORKLOADS)
@@ -207,10 +226,16 @@ def main() -> None:
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     logs = Path(tempfile.mkdtemp(prefix="ponder-bench-throughput-"))
     print(f"logs in {logs}", flush=True)
+    # A timeout's SIGTERM unwinds the context managers, so no server outlives the benchmark.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with ExitStack() as stack:
         vllm_url = args.vllm_url or stack.enter_context(vllm_server(args, logs))
-        ponder_url = args.ponder_url or stack.enter_context(ponder_server(args, logs))
-        asyncio.run(measure(args, ponder_url, vllm_url))
+        pid = None
+        if args.ponder_url:
+            ponder_url = args.ponder_url
+        else:
+            ponder_url, pid = stack.enter_context(ponder_server(args, logs))
+        asyncio.run(measure(args, ponder_url, vllm_url, pid))
 
 
 if __name__ == "__main__":
