@@ -19,6 +19,7 @@ in 76 of 186 steps, against 11 with a task per request and 45 for vLLM's beam se
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import time
@@ -63,6 +64,15 @@ __all__ = ["VLLMEngine", "is_cpu_build", "start", "vllm_version"]
 logger = logging.getLogger(__name__)
 
 _SHORT_REQUEST_TOKENS = 16
+# Prompt tokens a sequence's text is decoded after (see VLLMEngine._with_text).
+_CONTEXT_TOKENS = 4
+
+
+def _after(head: str, text: str, engine: TokenizerOps, token_ids: Sequence[int]) -> str:
+    """`text` (decoded after `head`) without `head`; the sequence decoded alone if the two do not
+    join up. A trailing replacement character is an unfinished character's bytes."""
+    own = text[len(head) :] if text.startswith(head) else engine.decode(token_ids)
+    return own.rstrip("\ufffd")
 
 
 def start(settings: Settings) -> Engine:
@@ -225,7 +235,17 @@ class VLLMEngine(TokenizerOps):
         # would copy their growing outputs every step, so they wait for the final one.
         cumulative = deadline is not None or options.max_tokens <= _SHORT_REQUEST_TOKENS
         kind = RequestOutputKind.CUMULATIVE if cumulative else RequestOutputKind.FINAL_ONLY
-        params = self._cached_params(options, n, kind)
+        # vLLM detokenizes every sequence incrementally at every step, in this process, which
+        # competes with the engine for the CPU. A request that waits for its final output and
+        # needs no text during generation (no stop strings; no log-probs, whose token texts
+        # vLLM decodes per step too) gets its text decoded once at the end instead, all its
+        # sequences in one call (bench/throughput.py, README "Throughput").
+        text_at_end = (
+            options.detokenize and not cumulative and not options.stop and options.logprobs is None
+        )
+        params = self._cached_params(
+            options.replace(detokenize=False) if text_at_end else options, n, kind
+        )
         ids = [f"{request_id}-{i}" for i in range(len(prompts))]
         latest: list[Any] = [None] * len(prompts)
         interrupted = False
@@ -251,10 +271,30 @@ class VLLMEngine(TokenizerOps):
             raise
         finally:
             self._running.difference_update(ids)
-        return [
+        generations = [
             generation(out, len(prompt), n, interrupted)
             for out, prompt in zip(latest, prompts, strict=True)
         ]
+        if not text_at_end:
+            return generations
+        return [self._with_text(g, p) for g, p in zip(generations, prompts, strict=True)]
+
+    def _with_text(self, result: Generation, prompt: Sequence[int]) -> Generation:
+        """`result` with its sequences' texts decoded from their token ids in one batch call, as
+        vLLM's detokenizer would have: after the prompt's last tokens (a SentencePiece word's
+        leading space depends on them), and without a character whose bytes the sequence did not
+        finish (vLLM holds those back)."""
+        tail = list(prompt[-_CONTEXT_TOKENS:])
+        ids = [tail, *(tail + list(s.token_ids) for s in result.sequences)]
+        if self._backend is not None:
+            head, *texts = self._backend.decode_batch(ids, skip_special_tokens=True)
+        else:
+            head, *texts = [self.decode(i) for i in ids]
+        sequences = tuple(
+            dataclasses.replace(s, text=_after(str(head), str(t), self, s.token_ids))
+            for s, t in zip(result.sequences, texts, strict=True)
+        )
+        return dataclasses.replace(result, sequences=sequences)
 
     async def stream(
         self, prompt: Sequence[int], options: SamplingOptions, *, n: int = 1, request_id: str
