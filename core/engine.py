@@ -66,6 +66,9 @@ class SamplingOptions:
     include_stop: bool = False
     # Produce text; a search that only reads token ids and log-probs skips detokenising.
     detokenize: bool = True
+    # Whether the log-probs' token texts are read, or only their values (a verifier's confidence):
+    # an engine may then leave `TokenLogprob.token` and the alternatives' texts empty.
+    logprob_texts: bool = True
 
     def replace(self, **changes: Any) -> SamplingOptions:
         return dataclasses.replace(self, **changes)

@@ -237,11 +237,14 @@ class VLLMEngine(TokenizerOps):
         kind = RequestOutputKind.CUMULATIVE if cumulative else RequestOutputKind.FINAL_ONLY
         # vLLM detokenizes every sequence incrementally at every step, in this process, which
         # competes with the engine for the CPU. A request that waits for its final output and
-        # needs no text during generation (no stop strings; no log-probs, whose token texts
-        # vLLM decodes per step too) gets its text decoded once at the end instead, all its
-        # sequences in one call (bench/throughput.py, README "Throughput").
+        # needs no text during generation (no stop strings; no log-probs whose token texts are
+        # read, which vLLM decodes per step too) gets its text decoded once at the end instead,
+        # all its sequences in one call (bench/throughput.py, README "Throughput").
         text_at_end = (
-            options.detokenize and not cumulative and not options.stop and options.logprobs is None
+            options.detokenize
+            and not cumulative
+            and not options.stop
+            and (options.logprobs is None or not options.logprob_texts)
         )
         params = self._cached_params(
             options.replace(detokenize=False) if text_at_end else options, n, kind

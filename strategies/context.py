@@ -51,7 +51,10 @@ class ReusableSamples:
         wanted, have = options.logprobs, self.options.logprobs
         if wanted is not None and (have is None or have < wanted):
             return False
-        return options.replace(logprobs=None) == self.options.replace(logprobs=None)
+        if wanted is not None and options.logprob_texts and not self.options.logprob_texts:
+            return False
+        ignored = {"logprobs": None, "logprob_texts": True}
+        return options.replace(**ignored) == self.options.replace(**ignored)
 
     def take(self, n: int) -> list[GeneratedSequence]:
         taken = self.sequences[self.taken : self.taken + n]
@@ -91,7 +94,8 @@ class StrategyContext:
     def options_for(self, verifier: Verifier) -> SamplingOptions:
         """The request's sampling options, asking for log-probs when `verifier` reads them."""
         if verifier.needs_logprobs and self.options.logprobs is None:
-            return self.options.replace(logprobs=0)
+            # The client asked for none, so only the verifier reads them, and for their values.
+            return self.options.replace(logprobs=0, logprob_texts=False)
         return self.options
 
     def verifier(self, name: str, param: str = "tts.verifier") -> Verifier:

@@ -104,6 +104,11 @@ async def test_final_only_sequences_get_their_text_from_one_decode_at_the_end() 
     # The special token (id 0) is skipped, as vLLM's detokenizer skips it.
     assert [s.text for s in result.sequences] == ["The answer is 4.", "It is 4.", "4"]
     assert result.sequences[1].token_ids == tuple(ord(c) for c in "It is 4\x00.")
+    # Log-probs read only for their values (a verifier's confidence) need no text either.
+    wrapper, llm = engine(["4"])
+    values_only = SamplingOptions(max_tokens=64, logprobs=0, logprob_texts=False)
+    (result,) = await wrapper.generate([prompt], values_only, request_id="r")
+    assert llm.params[0].detokenize is False and result.sequences[0].text == "4"
 
 
 async def test_vllm_detokenizes_when_text_is_needed_during_generation() -> None:
