@@ -66,13 +66,19 @@ logger = logging.getLogger(__name__)
 _SHORT_REQUEST_TOKENS = 16
 # Prompt tokens a sequence's text is decoded after (see VLLMEngine._with_text).
 _CONTEXT_TOKENS = 4
+_MAX_CHAR_BYTES = 4
 
 
-def _after(head: str, text: str, engine: TokenizerOps, token_ids: Sequence[int]) -> str:
-    """`text` (decoded after `head`) without `head`; the sequence decoded alone if the two do not
-    join up. A trailing replacement character is an unfinished character's bytes."""
-    own = text[len(head) :] if text.startswith(head) else engine.decode(token_ids)
-    return own.rstrip("\ufffd")
+def _after(head: str, text: str, engine: TokenizerOps, tail: list[int], ids: list[int]) -> str:
+    """`text`, decoded from `tail + ids`, without `head` (what `tail` decodes to), as vLLM's
+    detokenizer has it: a character whose bytes the sequence did not finish (a trailing
+    replacement character) is held back with the tokens that began it, at most four bytes."""
+    for cut in range(_MAX_CHAR_BYTES + 1):
+        if cut:
+            text = engine.decode(tail + ids[:-cut])
+        if not text.endswith("\ufffd") or cut == len(ids):
+            break
+    return text[len(head) :] if text.startswith(head) else engine.decode(ids[: len(ids) - cut])
 
 
 def start(settings: Settings) -> Engine:
@@ -294,7 +300,7 @@ class VLLMEngine(TokenizerOps):
         else:
             head, *texts = [self.decode(i) for i in ids]
         sequences = tuple(
-            dataclasses.replace(s, text=_after(str(head), str(t), self, s.token_ids))
+            dataclasses.replace(s, text=_after(str(head), str(t), self, tail, list(s.token_ids)))
             for s, t in zip(result.sequences, texts, strict=True)
         )
         return dataclasses.replace(result, sequences=sequences)
