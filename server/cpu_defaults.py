@@ -1,15 +1,18 @@
 """CPU defaults for vLLM's CPU build, chosen before the engine starts: thread binding, KV cache.
 
 vLLM's default, `VLLM_CPU_OMP_THREADS_BIND=auto` (vllm/utils/ompmultiprocessing.py), pins the
-model worker's OpenMP threads to one logical CPU per physical core of its NUMA node and keeps
-back one core per worker (`reserve_cpu_num`) for the engine core's scheduler process. On a
-machine with many cores that costs one core in dozens and keeps the scheduler (and the API
-process beside it) from preempting the busy-waiting OpenMP threads. On a 2-core machine it costs
-half the engine: the worker runs `OMP_NUM_THREADS=1` on core 0 and core 1 is left to the
-scheduler and Ponder, which need far less than a core. With `nobind` torch uses every core and
-the OS schedules the few other threads between them; in Ponder on the 2-core CI machine that was
-about 25 % more throughput under load (README, "Throughput"). Hence: `nobind` up to
-SMALL_MACHINE_CORES usable cores, vLLM's `auto` above. An explicit setting wins, then the
+model worker's OpenMP threads to one logical CPU per physical core of its NUMA node, keeps one core
+per worker back (`reserve_cpu_num`) for the engine core's scheduler process, and sets
+`OMP_NUM_THREADS` to the cores left. With `nobind` nothing is pinned and `OMP_NUM_THREADS` is not
+set, so vLLM 0.32 runs the worker's torch with one thread (`set_torch_threads_for_runtime`).
+
+On a large machine `auto` is right: dozens of pinned threads against one reserved core, where
+`nobind` would leave one thread. On a 2-core machine `auto` leaves the model one thread too, pinned
+to core 0 (core 1 reserved), so whatever else runs on core 0 (the scheduler, Ponder's API process,
+other processes on a shared machine) takes turns with it while core 1 may be idle; unpinned, the
+thread runs on whichever core is free. In Ponder on the 2-core CI machine `nobind` gave about 25 %
+more throughput under load (issue #16; README, "Admission and CPU defaults"). Hence: `nobind` up
+to SMALL_MACHINE_CORES usable cores, vLLM's `auto` above. An explicit setting wins, then the
 variable already in the environment (the user's), then this choice.
 
 Usable cores are those this process may run on (its affinity mask, which taskset and cpusets
