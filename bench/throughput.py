@@ -10,8 +10,9 @@ shared machine hits both alike, `--requests` per run with at most `concurrency` 
 
 - `none`: plain decoding with `n: 8` on both sides;
 - `self_consistency@8`: Ponder's strategy; vLLM gets the same request with `n: 8`;
-- `best_of_n@8`: Ponder's best-of-8 with the confidence verifier (its engine returns the sampled
-  tokens' log-probs); vLLM gets `n: 8` without log-probs, the least work for the same samples.
+- `best_of_n@8`: Ponder's best-of-8 with the confidence verifier, whose engine computes the
+  sampled tokens' log-probs; vLLM gets `n: 8` with `logprobs` (top 0), which a client choosing by
+  confidence needs from it too (`--vllm-bare` sends plain `n: 8`, the least work for the samples).
 
 Every request generates exactly `--max-tokens` per sample (`ignore_eos`), so both sides generate
 the same tokens (checked). Printed per row: tokens/s, p50/p95 request latency, and the ratio of
@@ -69,7 +70,9 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
-def bodies(workload: str, count: int, max_tokens: int, ponder: bool) -> list[dict[str, Any]]:
+def bodies(
+    workload: str, count: int, max_tokens: int, ponder: bool, bare: bool = False
+) -> list[dict[str, Any]]:
     tts = WORKLOADS[workload]
     out = []
     for question in addition_problems(count, seed=7):
@@ -84,6 +87,8 @@ def bodies(workload: str, count: int, max_tokens: int, ponder: bool) -> list[dic
             body["tts"] = tts
         else:
             body["n"] = SAMPLES
+            if tts is not None and "verifier" in tts and not bare:
+                body.update(logprobs=True, top_logprobs=0)
         out.append(body)
     return out
 
@@ -149,7 +154,9 @@ async def measure(
             runs: dict[str, list[dict[str, Any]]] = {"ponder": [], "vllm": []}
             for _ in range(args.repeats):
                 for side, url in sides.items():
-                    batch = bodies(workload, args.requests, args.max_tokens, side == "ponder")
+                    batch = bodies(
+                        workload, args.requests, args.max_tokens, side == "ponder", args.vllm_bare
+                    )
                     spy = profiler(args, pid) if side == "ponder" else None
                     runs[side].append(await one_run(url, batch, concurrency))
                     if spy is not None:
@@ -217,6 +224,9 @@ def main() -> None:
     parser.add_argument("--vllm-url", help="a running vllm serve instead of starting one")
     parser.add_argument("--vllm-bind", default="nobind", help="the vLLM server's thread binding")
     parser.add_argument("--ponder-flags", default="", help="extra `ponder serve` flags")
+    parser.add_argument(
+        "--vllm-bare", action="store_true", help="best_of_n@8: no log-probs from vLLM"
+    )
     parser.add_argument("--profile", help="py-spy's collapsed stacks of Ponder's first run")
     args = parser.parse_args()
     args.workloads = args.workloads.split(",")
