@@ -85,6 +85,9 @@ class SamplingOptions:
     include_stop: bool = False
     # Produce text; a search that only reads token ids and log-probs skips detokenising.
     detokenize: bool = True
+    # Whether the log-probs' token texts are read, or only their values (a verifier's confidence):
+    # an engine may then leave `TokenLogprob.token` and the alternatives' texts empty.
+    logprob_texts: bool = True
 
     def replace(self, **changes: Any) -> SamplingOptions:
         return dataclasses.replace(self, **changes)
@@ -218,6 +221,11 @@ class Engine(Protocol):
     version: str
     # The most alternatives per token the engine reports (`SamplingOptions.logprobs`).
     max_logprobs: int
+    # What the engine runs at once, for admission's defaults (None where the engine does not say):
+    # sequences (vLLM's max_num_seqs) and KV-cache tokens (blocks x block size), summed over the
+    # engine's replicas or servers.
+    max_num_seqs: int | None
+    kv_cache_tokens: int | None
 
     @property
     def max_token_chars(self) -> int:

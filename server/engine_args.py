@@ -82,6 +82,10 @@ def policy_engine_args(
         "max_logprobs": settings.max_logprobs,
         "disable_log_stats": False,
     }
+    if settings.max_num_seqs is not None:
+        args["max_num_seqs"] = settings.max_num_seqs
+    if settings.max_num_batched_tokens is not None:
+        args["max_num_batched_tokens"] = settings.max_num_batched_tokens
     if settings.distributed_executor_backend is not None:
         args["distributed_executor_backend"] = settings.distributed_executor_backend
     return args

@@ -101,7 +101,31 @@ class PonderMetrics:
             "ponder_requests_running", "Requests being served now.", registry=r
         )
         self.requests_waiting = Gauge(
-            "ponder_requests_waiting", "Requests admitted and waiting for a slot.", registry=r
+            "ponder_requests_waiting", "Requests admitted and waiting for room to run.", registry=r
+        )
+        # Admission in the engine's terms (server/admission.py): a best-of-N request is N
+        # sequences, so an autoscaler or endpoint picker reading "waiting" sees its real size.
+        self.sequences_running = Gauge(
+            "ponder_sequences_running",
+            "Sequences the running requests may have in flight in the engine at once.",
+            registry=r,
+        )
+        self.sequences_waiting = Gauge(
+            "ponder_sequences_waiting",
+            "Sequences the requests waiting for admission will put in flight.",
+            registry=r,
+        )
+        self.tokens_running = Gauge(
+            "ponder_reserved_tokens",
+            "KV-cache tokens the running requests may use at most (prompt plus most new tokens, "
+            "per sequence).",
+            registry=r,
+        )
+        self.admission_limit = Gauge(
+            "ponder_admission_limit",
+            "What admitted requests may hold at once, by resource (sequences, tokens).",
+            ["resource"],
+            registry=r,
         )
         self.draining = Gauge(
             "ponder_draining",

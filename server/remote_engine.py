@@ -75,6 +75,8 @@ class RemoteEngine(TokenizerOps):
         api_key: str | None = None,
         timeout_s: float = 600.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        kv_cache_tokens: int | None = None,
+        max_num_seqs: int | None = None,
     ) -> None:
         self._pool = pool
         self._tokenizer = tokenizer
@@ -86,6 +88,10 @@ class RemoteEngine(TokenizerOps):
         self.eos_token_id: int | None = int(eos) if eos is not None else None
         self.version = version
         self.max_logprobs = max_logprobs
+        # Summed over the servers that answered at start-up (their /metrics); vLLM's server does
+        # not publish its max_num_seqs, so admission uses --max-running-sequences or its default.
+        self.kv_cache_tokens = kv_cache_tokens
+        self.max_num_seqs = max_num_seqs
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._timeout = httpx.Timeout(timeout_s, connect=5.0)
         self._transport = transport

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,29 @@ def _describe(client: httpx.Client, url: str) -> dict[str, Any] | None:
         return None
 
 
+_CACHE_INFO = re.compile(r"^vllm:cache_config_info\{(?P<labels>[^}]*)\}", re.MULTILINE)
+
+
+def kv_cache_tokens(metrics_text: str) -> int | None:
+    """KV-cache tokens a vLLM server holds, from its `vllm:cache_config_info` series (summed over
+    its engines); None when it does not say."""
+    total = 0
+    for match in _CACHE_INFO.finditer(metrics_text):
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
+        blocks, size = labels.get("num_gpu_blocks", ""), labels.get("block_size", "")
+        if blocks.isdigit() and size.isdigit():
+            total += int(blocks) * int(size)
+    return total or None
+
+
+def _kv_cache_tokens(client: httpx.Client, url: str) -> int | None:
+    try:
+        metrics = client.get(f"{url}/metrics")
+    except httpx.HTTPError:
+        return None
+    return kv_cache_tokens(metrics.text) if metrics.status_code == 200 else None
+
+
 def start_remote_engine(settings: Settings) -> RemoteEngine:
     # The servers own their parallelism: in-process parallel flags are refused, not ignored.
     check_parallelism(settings)
@@ -98,6 +122,10 @@ def start_remote_engine(settings: Settings) -> RemoteEngine:
                 "remote server %d does not answer yet; it joins when healthy", server.index
             )
             pool.mark(server, healthy=False)
+    with httpx.Client(headers=headers, timeout=5.0) as client:
+        # The servers that answered now; one that joins later adds its cache unannounced.
+        kv_tokens = [_kv_cache_tokens(client, pool.servers[i].url) for i in cards]
+    known = [t for t in kv_tokens if t is not None]
     card = next(iter(cards.values()))
     if len({c["id"] for c in cards.values()}) > 1:
         raise RemoteStartError("the remote servers serve different models; a pool needs one")
@@ -119,4 +147,5 @@ def start_remote_engine(settings: Settings) -> RemoteEngine:
         max_logprobs=settings.max_logprobs,
         api_key=settings.engine_api_key,
         timeout_s=settings.engine_timeout_s,
+        kv_cache_tokens=sum(known) if len(known) == len(kv_tokens) else None,
     )

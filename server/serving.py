@@ -24,6 +24,7 @@ from ponder.strategies.usage import Usage
 from ponder.verifiers.base import Question, Verifier, VerifierError
 
 from .admission import Admission, AdmittedStream, Ticket
+from .capacity import admission_limits, request_cost
 from .errors import APIError, error_body
 from .metrics import PonderMetrics
 from .planning import PreparedRequest, RequestPlanner, parse_body
@@ -71,9 +72,7 @@ class Serving:
         self.planner = RequestPlanner(
             engine, verifiers, settings, metrics, self.policies.current, reasoning, presets
         )
-        self.admission = Admission(
-            settings.max_concurrent_requests, settings.max_queued_requests, metrics
-        )
+        self.admission = Admission(admission_limits(settings, engine), metrics)
 
     # -- entry points --------------------------------------------------------------------------
 
@@ -146,7 +145,7 @@ class Serving:
     def _admit(self, prepared: PreparedRequest) -> Ticket:
         """Admit the request before any response starts, or refuse it (429 full, 503 draining)."""
         try:
-            return self.admission.enter()
+            return self.admission.enter(request_cost(prepared))
         except APIError as refusal:
             status = "draining" if refusal.status == 503 else "busy"
             self.metrics.requests.labels(prepared.strategy_name, status).inc()

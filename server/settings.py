@@ -130,10 +130,39 @@ class Settings(BaseSettings):
         "auto", description="Weights dtype passed to vLLM."
     )
     max_logprobs: int = Field(20, ge=1, le=100, description="Most top_logprobs a request may ask.")
+    # Engine batch limits and CPU threads (server/cpu_defaults.py explains the defaults).
+    max_num_seqs: int | None = Field(
+        None, ge=1, description="Sequences the engine runs in one step (vLLM's; default: vLLM's)."
+    )
+    max_num_batched_tokens: int | None = Field(
+        None, ge=1, description="Tokens the engine processes in one step (default: vLLM's)."
+    )
+    cpu_omp_threads_bind: str | None = Field(
+        None,
+        description="VLLM_CPU_OMP_THREADS_BIND for the CPU build: auto (one core kept for the "
+        "scheduler), nobind, or core ids; default: the environment's, else nobind on machines "
+        "with at most 2 usable cores and auto above.",
+    )
 
     # Admission and caps.
-    max_concurrent_requests: int = Field(
-        16, ge=1, description="Requests that run at once; more wait in the queue."
+    # Admission counts what requests put in flight in the engine (server/capacity.py).
+    max_running_sequences: int | None = Field(
+        None,
+        ge=1,
+        description="Sequences admitted requests may have in flight (a best_of_n@8 request is 8); "
+        "more wait in the queue; default: twice the engine's max_num_seqs.",
+    )
+    max_running_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="KV-cache tokens admitted requests may reserve (prompt plus most new tokens "
+        "per sequence); default: twice the engine's KV cache.",
+    )
+    max_concurrent_requests: int | None = Field(
+        None,
+        ge=1,
+        description="Also cap the requests that run at once, whatever their width; default: no "
+        "cap beyond sequences and tokens.",
     )
     max_queued_requests: int = Field(
         64, ge=0, description="Requests that may wait; beyond this the server answers 429."

@@ -19,9 +19,9 @@ in 76 of 186 steps, against 11 with a task per request and 45 for vLLM's beam se
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -48,6 +48,7 @@ from ponder.core.vllm_compat import (
 )
 from ponder.verifiers.loading import check_gpu_shares
 
+from .cpu_defaults import apply_cpu_defaults
 from .engine_args import check_parallelism, policy_engine_args, policy_gpus
 from .engine_common import TokenizerOps
 from .model_store import DEFAULT_MODEL_NAME, prepare_default_model
@@ -65,6 +66,21 @@ __all__ = ["VLLMEngine", "is_cpu_build", "start", "vllm_version"]
 logger = logging.getLogger(__name__)
 
 _SHORT_REQUEST_TOKENS = 16
+# Prompt tokens a sequence's text is decoded after (see VLLMEngine._with_text).
+_CONTEXT_TOKENS = 4
+_MAX_CHAR_BYTES = 4
+
+
+def _after(head: str, text: str, engine: TokenizerOps, tail: list[int], ids: list[int]) -> str:
+    """`text`, decoded from `tail + ids`, without `head` (what `tail` decodes to), as vLLM's
+    detokenizer has it: a character whose bytes the sequence did not finish (a trailing
+    replacement character) is held back with the tokens that began it, at most four bytes."""
+    for cut in range(_MAX_CHAR_BYTES + 1):
+        if cut:
+            text = engine.decode(tail + ids[:-cut])
+        if not text.endswith("\ufffd") or cut == len(ids):
+            break
+    return text[len(head) :] if text.startswith(head) else engine.decode(ids[: len(ids) - cut])
 
 
 def start(settings: Settings) -> Engine:
@@ -108,6 +124,15 @@ class VLLMEngine(TokenizerOps):
         self.version = vllm_version()
         self.max_logprobs = max_logprobs
         self.supports_seed = True
+        # The engine core reports its KV-cache size to this process when it starts (summed over
+        # data-parallel engines); max_num_seqs is per engine.
+        config = llm.vllm_config
+        blocks = config.cache_config.num_gpu_blocks
+        replicas = config.parallel_config.data_parallel_size
+        self.max_num_seqs: int | None = int(config.scheduler_config.max_num_seqs) * replicas
+        self.kv_cache_tokens: int | None = (
+            int(blocks) * int(config.cache_config.block_size) if blocks else None
+        )
         # A search asks for the same parameters at every step, and building them took 75 us of
         # the ~1 ms from one step's outputs to the next step's first request (see the module
         # docstring). vLLM copies them for each request (`skip_clone`), so one object may serve
@@ -121,9 +146,8 @@ class VLLMEngine(TokenizerOps):
 
         cpu = is_cpu_build()
         if cpu:
-            # The CPU build sizes its KV cache from the first NUMA node and refuses to start at
-            # vLLM's default share; an explicit size always works.
-            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(settings.cpu_kv_cache_gib))
+            # Before the engine's processes start: they read these variables.
+            apply_cpu_defaults(settings)
         args = AsyncEngineArgs(**policy_engine_args(settings, model_path, model_name, cpu=cpu))
         llm = AsyncLLM.from_engine_args(args)
         max_len = int(llm.model_config.max_model_len)
@@ -219,7 +243,20 @@ class VLLMEngine(TokenizerOps):
         # would copy their growing outputs every step, so they wait for the final one.
         cumulative = deadline is not None or options.max_tokens <= _SHORT_REQUEST_TOKENS
         kind = RequestOutputKind.CUMULATIVE if cumulative else RequestOutputKind.FINAL_ONLY
-        params = self._cached_params(options, n, kind)
+        # vLLM detokenizes every sequence incrementally at every step, in this process, which
+        # competes with the engine for the CPU. A request that waits for its final output and
+        # needs no text during generation (no stop strings; no log-probs whose token texts are
+        # read, which vLLM decodes per step too) gets its text decoded once at the end instead,
+        # all its sequences in one call (bench/throughput.py, README "Throughput").
+        text_at_end = (
+            options.detokenize
+            and not cumulative
+            and not options.stop
+            and (options.logprobs is None or not options.logprob_texts)
+        )
+        params = self._cached_params(
+            options.replace(detokenize=False) if text_at_end else options, n, kind
+        )
         ids = [f"{request_id}-{i}" for i in range(len(prompts))]
         latest: list[Any] = [None] * len(prompts)
         interrupted = False
@@ -245,10 +282,30 @@ class VLLMEngine(TokenizerOps):
             raise
         finally:
             self._running.difference_update(ids)
-        return [
+        generations = [
             generation(out, len(prompt), n, interrupted)
             for out, prompt in zip(latest, prompts, strict=True)
         ]
+        if not text_at_end:
+            return generations
+        return [self._with_text(g, p) for g, p in zip(generations, prompts, strict=True)]
+
+    def _with_text(self, result: Generation, prompt: Sequence[int]) -> Generation:
+        """`result` with its sequences' texts decoded from their token ids in one batch call, as
+        vLLM's detokenizer would have: after the prompt's last tokens (a SentencePiece word's
+        leading space depends on them), and without a character whose bytes the sequence did not
+        finish (vLLM holds those back)."""
+        tail = list(prompt[-_CONTEXT_TOKENS:])
+        ids = [tail, *(tail + list(s.token_ids) for s in result.sequences)]
+        if self._backend is not None:
+            head, *texts = self._backend.decode_batch(ids, skip_special_tokens=True)
+        else:
+            head, *texts = [self.decode(i) for i in ids]
+        sequences = tuple(
+            dataclasses.replace(s, text=_after(str(head), str(t), self, tail, list(s.token_ids)))
+            for s, t in zip(result.sequences, texts, strict=True)
+        )
+        return dataclasses.replace(result, sequences=sequences)
 
     async def stream(
         self, prompt: Sequence[int], options: SamplingOptions, *, n: int = 1, request_id: str

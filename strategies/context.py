@@ -62,7 +62,10 @@ class ReusableSamples:
         wanted, have = options.logprobs, self.options.logprobs
         if wanted is not None and (have is None or have < wanted):
             return False
-        return options.replace(logprobs=None) == self.options.replace(logprobs=None)
+        if wanted is not None and options.logprob_texts and not self.options.logprob_texts:
+            return False
+        ignored = {"logprobs": None, "logprob_texts": True}
+        return options.replace(**ignored) == self.options.replace(**ignored)
 
     def take(self, n: int) -> list[GeneratedSequence]:
         taken = self.sequences[self.taken : self.taken + n]
@@ -116,7 +119,10 @@ class StrategyContext:
         if not verifier.needs_logprobs:
             return self.options
         wanted = verifier.top_logprobs
-        if self.options.logprobs is None or self.options.logprobs < wanted:
+        if self.options.logprobs is None:
+            # The client asked for none, so only the verifier reads them, and for their values.
+            return self.options.replace(logprobs=wanted, logprob_texts=False)
+        if self.options.logprobs < wanted:
             return self.options.replace(logprobs=wanted)
         return self.options
 

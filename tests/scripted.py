@@ -77,6 +77,8 @@ class ScriptedEngine:
     uses_local_gpu: bool = False
     version: str = "scripted"
     max_logprobs: int = 20
+    max_num_seqs: int | None = 256
+    kv_cache_tokens: int | None = None
     max_token_chars: int = 1
     calls: list[Call] = field(default_factory=list)
     aborted: list[str] = field(default_factory=list)

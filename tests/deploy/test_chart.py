@@ -265,7 +265,7 @@ def test_verifiers_and_policy_table(monkeypatch: pytest.MonkeyPatch, tmp_path: A
     assert not any("policy" in key for key in annotations)
 
 
-def test_autoscaler_scales_the_deployment_on_waiting_requests() -> None:
+def test_autoscaler_scales_the_deployment_on_waiting_sequences() -> None:
     out = render(VALUE_SETS["autoscaling"])
     hpa, deployment = out.one("HorizontalPodAutoscaler"), out.one("Deployment")
     assert "replicas" not in deployment["spec"]  # the autoscaler owns the count
@@ -273,6 +273,9 @@ def test_autoscaler_scales_the_deployment_on_waiting_requests() -> None:
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 6)
     (metric,) = hpa["spec"]["metrics"]
     assert metric["pods"]["metric"]["name"] in ponder_metric_names()
+    # A best-of-N request waits as N sequences, not as one request.
+    assert metric["pods"]["metric"]["name"] == "ponder_sequences_waiting"
+    assert metric["pods"]["target"]["averageValue"] == "32"
     assert "HorizontalPodAutoscaler" not in render().kinds()
 
 
@@ -326,7 +329,7 @@ BAD_VALUES = [
     {"verifiers": [{"name": "v", "family": "orm", "max_batch": 0}]},
     {"policyTable": {"enabled": True}},
     {"probes": {"startup": {"failureThreshold": 0}}},
-    {"autoscaling": {"targetWaitingRequests": 0}},
+    {"autoscaling": {"targetWaitingSequences": 0}},
     {"shm": {"sizeLimit": "lots"}},
     {"service": {"type": "ExternalName"}},
     {"unknownTopLevel": True},

@@ -32,6 +32,8 @@ REQUIRED_SERIES = {
     "difficulty bins": "ponder_difficulty_bin_total",
     "running requests": "ponder_requests_running",
     "waiting requests": "ponder_requests_waiting",
+    "running sequences": "ponder_sequences_running",
+    "waiting sequences": "ponder_sequences_waiting",
     "vLLM KV-cache usage": "vllm:kv_cache_usage_perc",
     "vLLM queue": "vllm:num_requests_waiting",
 }

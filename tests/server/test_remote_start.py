@@ -72,3 +72,34 @@ def test_start_refuses_without_urls_a_tokenizer_or_any_server(
     )
     with pytest.raises(RemoteStartError, match="no remote vLLM server answered"):
         start_remote_engine(settings)
+
+
+CACHE_INFO = (
+    "# HELP vllm:cache_config_info Information of the LLMEngine CacheConfig\n"
+    "# TYPE vllm:cache_config_info gauge\n"
+    'vllm:cache_config_info{block_size="32",cache_dtype="auto",engine="0",'
+    'num_gpu_blocks="%d",prefix_caching_hash_algo="sha256"} 1.0\n'
+)
+
+
+def test_start_sums_the_servers_kv_caches_from_their_metrics(
+    monkeypatch: pytest.MonkeyPatch, tokenizer_folder: Path
+) -> None:
+    blocks = {"a": 100, "b": 50}
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/models":
+            return httpx.Response(200, json={"data": [{"id": "served", "max_model_len": 1024}]})
+        if request.url.path == "/metrics":
+            return httpx.Response(200, text=CACHE_INFO % blocks[request.url.host])
+        return httpx.Response(200, json={"version": "0.32.0"})
+
+    _servers(monkeypatch, handle)
+    settings = Settings(
+        engine="remote", engine_urls=["http://a:1", "http://b:1"], tokenizer=tokenizer_folder
+    )
+    engine = start_remote_engine(settings)
+    assert engine.kv_cache_tokens == (100 + 50) * 32
+    # vLLM's server does not publish max_num_seqs: admission falls back to its own default.
+    assert engine.max_num_seqs is None
+    assert remote_start.kv_cache_tokens("vllm:num_requests_running 0.0\n") is None

@@ -38,6 +38,11 @@ class _SteppingLLM:
     def __init__(self, lengths: list[int]) -> None:
         self.lengths = lengths
         self.model_config = SimpleNamespace(get_vocab_size=lambda: 100)
+        self.vllm_config = SimpleNamespace(
+            cache_config=SimpleNamespace(num_gpu_blocks=10, block_size=32),
+            scheduler_config=SimpleNamespace(max_num_seqs=128),
+            parallel_config=SimpleNamespace(data_parallel_size=1),
+        )
         self.collectors: dict[str, RequestOutputCollector] = {}
         self.made: dict[str, int] = {}
         self.added: list[tuple[str, Any]] = []

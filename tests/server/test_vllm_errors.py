@@ -70,6 +70,11 @@ class _RefusingLLM:
         self.error = error
         self.aborted: list[str] = []
         self.model_config = SimpleNamespace(get_vocab_size=lambda: 100)
+        self.vllm_config = SimpleNamespace(
+            cache_config=SimpleNamespace(num_gpu_blocks=10, block_size=32),
+            scheduler_config=SimpleNamespace(max_num_seqs=128),
+            parallel_config=SimpleNamespace(data_parallel_size=2),
+        )
 
     def get_tokenizer(self) -> _Tokenizer:
         return _Tokenizer()
@@ -101,6 +106,15 @@ async def test_refusals_while_adding_a_request(
     if expected is EngineInputError:
         assert getattr(raised.value, "param", None) == param
     assert llm.aborted == ["r-0"] and engine.running_requests() == 0
+
+
+def test_the_engine_reports_what_vllm_runs_at_once() -> None:
+    # Admission's defaults: max_num_seqs per data-parallel engine, the KV cache summed over them.
+    engine = VLLMEngine(
+        _RefusingLLM(ValueError()), model_name="m", max_model_len=64, on_cpu=True, max_logprobs=20
+    )
+    assert engine.max_num_seqs == 256
+    assert engine.kv_cache_tokens == 320
 
 
 async def test_greedy_samples_are_refused_before_reaching_vllm() -> None:
