@@ -6,6 +6,7 @@ every generated token and verifier call is counted and checked against the budge
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 import uuid
@@ -226,16 +227,18 @@ class StrategyContext:
         stream = self.engine.stream(
             self.prompt_token_ids, options, n=n, request_id=self.call_id("g")
         )
-        async for item in stream:
-            if isinstance(item, StreamEnd):
-                self.usage.prompt_tokens += item.prompt_tokens
-                self.usage.cached_tokens += item.cached_tokens
-                continue
-            self.usage.completion_tokens += len(item.token_ids)
-            self.budget.tokens_used += len(item.token_ids)
-            parts.setdefault(item.index, []).append(item)
-            if item.finish_reason is not None:
-                yield item.index, self.split_one(_joined(parts[item.index]))
+        # Closed however the caller leaves (a cancelled request): closing is the engine's abort.
+        async with contextlib.aclosing(stream):
+            async for item in stream:
+                if isinstance(item, StreamEnd):
+                    self.usage.prompt_tokens += item.prompt_tokens
+                    self.usage.cached_tokens += item.cached_tokens
+                    continue
+                self.usage.completion_tokens += len(item.token_ids)
+                self.budget.tokens_used += len(item.token_ids)
+                parts.setdefault(item.index, []).append(item)
+                if item.finish_reason is not None:
+                    yield item.index, self.split_one(_joined(parts[item.index]))
 
     def watch_samples(self, n: int, options: SamplingOptions | None = None) -> WatchedSamples:
         """`n` samples of the request's prompt, started together and watched as they are

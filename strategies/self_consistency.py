@@ -23,6 +23,7 @@ announced sample, the first of its answer to finish, is the one the vote returns
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from collections.abc import Sequence
 from typing import ClassVar
@@ -172,21 +173,25 @@ class SelfConsistency(Strategy):
         answers: list[str | None] = []
         votes = tally([])
         decided = False
-        async for _, sequence in ctx.sample_as_finished(p.n, ctx.options):
-            sequences.append(sequence)
-            answers.append(extract_answer(sequence.text))
-            votes = await asyncio.to_thread(tally, answers)
-            counts = sorted(votes.totals.values(), reverse=True)
-            running = p.n - len(sequences)
-            if not decided and vote_decided(
-                counts, finished=len(sequences), running=running, min_samples=p.n, threshold=1.0
-            ):
-                decided = True
-                ctx.announce(0, sequences[votes.rank_representatives()[0]])
-            shares = (votes.share(i) for i in range(len(answers)))
-            ctx.report_progress(
-                self.name, "sample", len(sequences), p.n, len(sequences), best_score(shares)
-            )
+        samples = ctx.sample_as_finished(p.n, ctx.options)
+        # Closed when this run is cancelled between samples, so the engine stream is aborted now
+        # rather than when the generator is collected.
+        async with contextlib.aclosing(samples):
+            async for _, sequence in samples:
+                sequences.append(sequence)
+                answers.append(extract_answer(sequence.text))
+                votes = await asyncio.to_thread(tally, answers)
+                counts = sorted(votes.totals.values(), reverse=True)
+                running = p.n - len(sequences)
+                if not decided and vote_decided(
+                    counts, finished=len(sequences), running=running, min_samples=p.n, threshold=1.0
+                ):
+                    decided = True
+                    ctx.announce(0, sequences[votes.rank_representatives()[0]])
+                shares = (votes.share(i) for i in range(len(answers)))
+                ctx.report_progress(
+                    self.name, "sample", len(sequences), p.n, len(sequences), best_score(shares)
+                )
         return _result(
             sequences,
             answers,

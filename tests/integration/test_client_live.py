@@ -36,6 +36,8 @@ PARAMS: dict[str, dict[str, Any]] = {
     "mcts": {"simulations": 2, "expansions": 2, **STEPS},
     "tree_of_thoughts": {"breadth": 2, "proposals": 2, **STEPS},
     "graph_of_thoughts": {"n": 2, "rounds": 1, "aggregations": 1, "verifier": "arithmetic"},
+    "rsa": {"population": 2, "subset": 2, "rounds": 1},
+    "deepconf": {"n": 2, "warmup": 1},
     "self_refine": {"max_rounds": 1, "verifier": "arithmetic"},
     "compute_optimal": {"difficulty": "easy"},
 }

@@ -100,6 +100,7 @@ DISCONNECT_TTS: dict[str, dict[str, Any]] = {
     "tree_of_thoughts": {"breadth": 2, "proposals": 2, "step_tokens": 512},
     "graph_of_thoughts": {"n": 2},
     "rsa": {"population": 2, "rounds": 1},
+    "deepconf": {"n": 4},
     "self_refine": {},
     "compute_optimal": {},
 }
