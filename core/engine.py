@@ -8,7 +8,7 @@ tests drive a scripted one; remote engine pools can implement the same protocol 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -251,7 +251,7 @@ class Engine(Protocol):
 
     def stream(
         self, prompt: Sequence[int], options: SamplingOptions, *, n: int = 1, request_id: str
-    ) -> AsyncIterator[StreamDelta | StreamEnd]:
+    ) -> AsyncGenerator[StreamDelta | StreamEnd, None]:
         """Continue one prompt `n` times, yielding tokens as they are produced, then one
         `StreamEnd` once every sequence has finished."""
         ...

@@ -19,7 +19,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from contextlib import aclosing
 from pathlib import Path
 from typing import Any
@@ -302,7 +302,7 @@ class RemoteEngine(TokenizerOps):
 
     def stream(
         self, prompt: Sequence[int], options: SamplingOptions, *, n: int = 1, request_id: str
-    ) -> AsyncIterator[StreamDelta | StreamEnd]:
+    ) -> AsyncGenerator[StreamDelta | StreamEnd, None]:
         return self._stream(prompt, options, n, request_id, f"{request_id}-0")
 
     async def stream_candidates(
@@ -325,7 +325,7 @@ class RemoteEngine(TokenizerOps):
         n: int,
         request_id: str,
         call_id: str,
-    ) -> AsyncIterator[StreamDelta | StreamEnd]:
+    ) -> AsyncGenerator[StreamDelta | StreamEnd, None]:
         self._probe_due()
         body = completion_body(
             self._remote_model, prompt, options, n=n, request_id=call_id, stream=True

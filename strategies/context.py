@@ -10,7 +10,7 @@ import contextlib
 import itertools
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ponder.core.engine import (
@@ -209,7 +209,7 @@ class StrategyContext:
 
     async def sample_as_finished(
         self, n: int, options: SamplingOptions
-    ) -> AsyncIterator[tuple[int, GeneratedSequence]]:
+    ) -> AsyncGenerator[tuple[int, GeneratedSequence], None]:
         """`n` samples of the request's prompt in one engine request, each (its index, itself)
         as soon as it finishes, for a strategy that can act before the last one is done.
 

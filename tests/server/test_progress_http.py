@@ -4,7 +4,7 @@ every search sends progress before its answer, and the official `openai` client 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import openai
@@ -149,7 +149,9 @@ def test_progress_is_rate_limited_to_the_latest_report() -> None:
 class SlowStreamEngine(ScriptedEngine):
     """Streams one token every 20 ms, so the server sends what it has between samples."""
 
-    async def stream(self, *args: Any, **kwargs: Any) -> AsyncIterator[StreamDelta | StreamEnd]:
+    async def stream(
+        self, *args: Any, **kwargs: Any
+    ) -> AsyncGenerator[StreamDelta | StreamEnd, None]:
         async for item in super().stream(*args, **kwargs):
             await asyncio.sleep(0.02)
             yield item
