@@ -221,6 +221,10 @@ class Engine(Protocol):
     version: str
     # The most alternatives per token the engine reports (`SamplingOptions.logprobs`).
     max_logprobs: int
+    # Whether a streamed vote may read several samples from one `stream` and close it early: a
+    # remote engine's closed multi-sample stream was seen to keep its vLLM requests running
+    # after a client disconnect, so it answers streamed votes on the batched path.
+    streams_votes: bool
     # What the engine runs at once, for admission's defaults (None where the engine does not say):
     # sequences (vLLM's max_num_seqs) and KV-cache tokens (blocks x block size), summed over the
     # engine's replicas or servers.

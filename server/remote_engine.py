@@ -60,6 +60,7 @@ class RemoteEngine(TokenizerOps):
     # The policy takes no memory of a local accelerator (verifier GPU shares are checked alone).
     uses_local_gpu = False
     supports_seed = True
+    streams_votes = False
 
     def __init__(
         self,

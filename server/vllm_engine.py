@@ -124,6 +124,7 @@ class VLLMEngine(TokenizerOps):
         self.version = vllm_version()
         self.max_logprobs = max_logprobs
         self.supports_seed = True
+        self.streams_votes = True
         # The engine core reports its KV-cache size to this process when it starts (summed over
         # data-parallel engines); max_num_seqs is per engine.
         config = llm.vllm_config

@@ -140,7 +140,13 @@ class SelfConsistency(Strategy):
         if adaptive:
             sequences, stopped_early = await self._adaptive(ctx)
             sequences = [ctx.split_one(s) for s in sequences]
-        elif ctx.streamed and ctx.budget.deadline is None and not ctx.reusable and not forced:
+        elif (
+            ctx.streamed
+            and ctx.engine.streams_votes
+            and ctx.budget.deadline is None
+            and not ctx.reusable
+            and not forced
+        ):
             return await self._run_streamed(ctx)
         else:
             sequences, stopped_early = await self._fixed(ctx)

@@ -77,6 +77,7 @@ class ScriptedEngine:
     uses_local_gpu: bool = False
     version: str = "scripted"
     max_logprobs: int = 20
+    streams_votes: bool = True
     max_num_seqs: int | None = 256
     kv_cache_tokens: int | None = None
     max_token_chars: int = 1
