@@ -6,7 +6,7 @@ without knowing which verifier produced them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol
 
@@ -23,6 +23,7 @@ __all__ = [
     "Verifier",
     "VerifierError",
     "VerifierKind",
+    "logprob_scores",
 ]
 
 VerifierKind = Literal["outcome", "process", "generative", "programmatic"]
@@ -115,3 +116,17 @@ class Verifier(Protocol):
         request_id: str,
         options: ScoringOptions = DEFAULT_SCORING,
     ) -> Scores: ...
+
+
+def logprob_scores(
+    family: str, candidates: Sequence[Candidate], measure: Callable[[Any], float | None]
+) -> Scores:
+    """Scores read off each candidate's own log-probs, with no engine call; an empty answer
+    (no value) scores 0."""
+    values = []
+    for candidate in candidates:
+        if candidate.logprobs is None:
+            raise VerifierError(f"the {family} verifier needs per-token log-probs")
+        value = measure(candidate.logprobs)
+        values.append(0.0 if value is None else value)
+    return Scores(tuple(values), tokens=0)

@@ -18,8 +18,8 @@ from .base import (
     Question,
     Scores,
     ScoringOptions,
-    VerifierError,
     VerifierKind,
+    logprob_scores,
 )
 
 __all__ = ["ConfidenceVerifier"]
@@ -47,10 +47,4 @@ class ConfidenceVerifier:
         request_id: str,
         options: ScoringOptions = DEFAULT_SCORING,
     ) -> Scores:
-        values = []
-        for candidate in candidates:
-            if candidate.logprobs is None:
-                raise VerifierError("the confidence verifier needs per-token log-probs")
-            mean = mean_probability(candidate.logprobs)
-            values.append(0.0 if mean is None else mean)
-        return Scores(tuple(values), tokens=0)
+        return logprob_scores(self.family, candidates, mean_probability)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from ponder.core.confidence import self_certainty
-from ponder.core.engine import Engine
+from ponder.core.engine import Engine, TokenLogprob
 
 from .base import (
     DEFAULT_SCORING,
@@ -24,8 +24,8 @@ from .base import (
     Question,
     Scores,
     ScoringOptions,
-    VerifierError,
     VerifierKind,
+    logprob_scores,
 )
 
 __all__ = ["SELF_CERTAINTY_TOP_LOGPROBS", "SelfCertaintyVerifier", "certainty_score"]
@@ -68,11 +68,8 @@ class SelfCertaintyVerifier:
         request_id: str,
         options: ScoringOptions = DEFAULT_SCORING,
     ) -> Scores:
-        values = []
-        for candidate in candidates:
-            if candidate.logprobs is None:
-                raise VerifierError("the self_certainty verifier needs per-token log-probs")
-            certainty = self_certainty(candidate.logprobs, self.vocab_size)
-            # An empty answer shows no certainty at all.
-            values.append(0.0 if certainty is None else certainty_score(certainty))
-        return Scores(tuple(values), tokens=0)
+        def measure(logprobs: Sequence[TokenLogprob]) -> float | None:
+            certainty = self_certainty(logprobs, self.vocab_size)
+            return None if certainty is None else certainty_score(certainty)
+
+        return logprob_scores(self.family, candidates, measure)
