@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import statistics
 import time
 import uuid
+from collections.abc import Sequence
 
 import httpx
 from common import addition_problems, served
@@ -28,8 +30,14 @@ from ponder.strategies.budget import Budget, BudgetParams
 from ponder.strategies.context import StrategyContext
 from ponder.verifiers.base import Question
 
+Best = tuple[tuple[int, ...], float]  # the best beam's token ids (no EOS) and cumulative log-prob
 
-async def vllm_beam_search(engine: object, prompt_ids: list[int], width: int, tokens: int) -> str:
+
+def _without_eos(tokens: Sequence[int], eos: int | None) -> tuple[int, ...]:
+    return tuple(tokens[:-1] if tokens and tokens[-1] == eos else tokens)
+
+
+async def vllm_beam_search(engine: object, prompt_ids: list[int], width: int, tokens: int) -> Best:
     from vllm.entrypoints.generate.beam_search.online import BeamSearchOnlineMixin
     from vllm.inputs import tokens_input
     from vllm.sampling_params import BeamSearchParams
@@ -45,10 +53,12 @@ async def vllm_beam_search(engine: object, prompt_ids: list[int], width: int, to
     async for output in OnEngine().beam_search(tokens_input(prompt_ids), uuid.uuid4().hex, params):
         final = output
     assert final is not None
-    return str(final.outputs[0].text)
+    best = final.outputs[0]
+    eos = llm.renderer.get_tokenizer().eos_token_id
+    return _without_eos(best.token_ids, eos), float(best.cumulative_logprob or 0.0)
 
 
-async def direct(engine: object, messages: list[dict], width: int, tokens: int) -> str:
+async def direct(engine: object, messages: list[dict], width: int, tokens: int) -> Best:
     """Ponder's strategy on the engine, without the HTTP server."""
     ctx = StrategyContext(
         engine=engine,  # type: ignore[arg-type]
@@ -59,13 +69,16 @@ async def direct(engine: object, messages: list[dict], width: int, tokens: int) 
         budget=Budget(BudgetParams()),
     )
     result = await BeamSearch(BeamSearchParams(strategy="beam_search", beam_width=width)).run(ctx)
-    return result.candidates[0].sequence.text
+    best = result.candidates[0].sequence
+    eos = engine._llm.renderer.get_tokenizer().eos_token_id  # type: ignore[attr-defined]
+    return _without_eos(best.token_ids, eos), float(best.cumulative_logprob or 0.0)
 
 
 async def run(args: argparse.Namespace) -> None:
     settings = Settings(port=args.port)
     ours_s = theirs_s = direct_s = 0.0
-    agree = 0
+    agree = self_agree = 0
+    gaps: list[float] = []
     async with (
         served(settings) as (engine, base),
         httpx.AsyncClient(base_url=base, timeout=600) as client,
@@ -82,6 +95,7 @@ async def run(args: argparse.Namespace) -> None:
             # Coroutines, started one at a time below.
             runs = {
                 "vllm": vllm_beam_search(engine, prompt_ids, args.width, args.max_tokens),
+                "vllm again": vllm_beam_search(engine, prompt_ids, args.width, args.max_tokens),
                 "direct": direct(engine, messages, args.width, args.max_tokens),
                 "http": client.post("/v1/chat/completions", json=request),
             }
@@ -98,7 +112,9 @@ async def run(args: argparse.Namespace) -> None:
             theirs_s += took["vllm"]
             direct_s += took["direct"]
             ours_s += took["http"]
-            agree += results["http"].json()["choices"][0]["message"]["content"] == results["vllm"]
+            agree += results["direct"][0] == results["vllm"][0]
+            self_agree += results["vllm again"][0] == results["vllm"][0]
+            gaps.append(abs(results["direct"][1] - results["vllm"][1]))
     print(f"\n{args.problems} problems, beam width {args.width}, {args.max_tokens} tokens")
     print("| implementation | total s | per problem s |")
     print("|---|---|---|")
@@ -107,7 +123,12 @@ async def run(args: argparse.Namespace) -> None:
     print(f"| Ponder beam_search (HTTP) | {ours_s:.2f} | {ours_s / args.problems:.2f} |")
     print(
         f"\nratio Ponder / vLLM: direct {direct_s / theirs_s:.3f}, through HTTP "
-        f"{ours_s / theirs_s:.3f}; best beams equal (HTTP vs vLLM): {agree}/{args.problems}"
+        f"{ours_s / theirs_s:.3f}"
+    )
+    print(
+        f"best beams equal (token ids): Ponder vs vLLM {agree}/{args.problems}, vLLM vs vLLM "
+        f"{self_agree}/{args.problems}; mean |cumulative log-prob gap| Ponder vs vLLM "
+        f"{statistics.mean(gaps):.4f}"
     )
 
 

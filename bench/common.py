@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 from ponder.evaluation.local import served
 
-__all__ = ["addition_problems", "served"]
+__all__ = ["addition_problems", "served", "share_gpu"]
+
+
+def share_gpu(share: float | None) -> None:
+    """On a GPU, give each engine this process starts (Ponder's in-process one reads the `PONDER_`
+    variables) `share` of the GPU's memory, so that it fits beside a `vllm serve`, and run it eager
+    as the `vllm serve` of tests/integration/remote_servers.py runs: both sides alike."""
+    if share is not None:
+        os.environ["PONDER_GPU_MEMORY_UTILIZATION"] = str(share)
+        os.environ["PONDER_ENFORCE_EAGER"] = "true"
 
 
 def addition_problems(count: int, seed: int = 0) -> list[str]:

@@ -20,7 +20,7 @@ hardware would be: two CPU servers that each auto-bind pin their threads to the 
 that do not bind (two threads each on two cores) slowed to about 13 tokens/s each in a first run.
 
     .venv/bin/python bench/remote.py [--problems 10] [--max-tokens 64] [--concurrency 16]
-        [--bind auto|nobind] [--part 1|2]
+        [--bind auto|nobind] [--part 1|2] [--gpu-share 0.4]
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from common import addition_problems, served
+from common import addition_problems, served, share_gpu
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.integration helpers
 
@@ -175,10 +175,16 @@ async def run(args: argparse.Namespace) -> None:
     logs = Path(tempfile.mkdtemp(prefix="ponder-bench-remote-"))
     # The in-process engine of part 1 reads the binding from this process's environment.
     os.environ["VLLM_CPU_OMP_THREADS_BIND"] = args.bind
+    share_gpu(args.gpu_share)
     binds = [args.bind, args.bind] if args.part == 1 else [str(i) for i in range(2)]
     servers = [
         VLLMServer(
-            model, NAME, _port(), logs / f"vllm{i}.log", env={"VLLM_CPU_OMP_THREADS_BIND": bind}
+            model,
+            NAME,
+            _port(),
+            logs / f"vllm{i}.log",
+            env={"VLLM_CPU_OMP_THREADS_BIND": bind},
+            gpu_memory_utilization=args.gpu_share,
         )
         for i, bind in enumerate(binds)
     ]
@@ -204,6 +210,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--bind", choices=["auto", "nobind"], default="auto")
     parser.add_argument("--part", type=int, choices=[1, 2], default=1)
+    parser.add_argument(
+        "--gpu-share", type=float, help="on a GPU: each engine's memory share (both run eager)"
+    )
     asyncio.run(run(parser.parse_args()))
 
 

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from common import addition_problems
+from common import addition_problems, share_gpu
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.integration helpers
 
@@ -204,7 +204,15 @@ def ponder_server(args: argparse.Namespace, logs: Path) -> Iterator[tuple[str, i
 def vllm_server(args: argparse.Namespace, logs: Path) -> Iterator[str]:
     flags = ("--max-model-len", str(MAX_MODEL_LEN), "--block-size", "32", "--enable-prefix-caching")
     env = {"VLLM_CPU_KVCACHE_SPACE": str(KV_CACHE_GIB), "VLLM_CPU_OMP_THREADS_BIND": args.vllm_bind}
-    server = VLLMServer(prepare_default_model(), NAME, _port(), logs / "vllm.log", flags, env)
+    server = VLLMServer(
+        prepare_default_model(),
+        NAME,
+        _port(),
+        logs / "vllm.log",
+        flags,
+        env,
+        gpu_memory_utilization=args.gpu_share,
+    )
     server.start()
     try:
         server.wait_ready()
@@ -225,6 +233,9 @@ def main() -> None:
     parser.add_argument("--vllm-bind", default="nobind", help="the vLLM server's thread binding")
     parser.add_argument("--ponder-flags", default="", help="extra `ponder serve` flags")
     parser.add_argument(
+        "--gpu-share", type=float, help="on a GPU: each server's memory share (both run eager)"
+    )
+    parser.add_argument(
         "--vllm-bare", action="store_true", help="best_of_n@8: no log-probs from vLLM"
     )
     parser.add_argument("--profile", help="py-spy's collapsed stacks of Ponder's first run")
@@ -234,6 +245,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown workloads {sorted(unknown)}; known: {', '.join(WORKLOADS)}")
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    share_gpu(args.gpu_share)  # read by the `ponder serve` started below, from this environment
     logs = Path(tempfile.mkdtemp(prefix="ponder-bench-throughput-"))
     print(f"logs in {logs}", flush=True)
     # A timeout's SIGTERM unwinds the context managers, so no server outlives the benchmark.

@@ -108,6 +108,8 @@ class VLLMServer:
     # Several servers share this machine's two cores: vLLM's default binding would pin each
     # one's threads to the same core.
     env: dict[str, str] = field(default_factory=lambda: {"VLLM_CPU_OMP_THREADS_BIND": "nobind"})
+    # On a GPU shared with other engines (a benchmark's in-process engine): their memory shares.
+    gpu_memory_utilization: float | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -116,9 +118,12 @@ class VLLMServer:
 
     def start(self) -> None:
         env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", **self.env}
+        command = vllm_server_command(self.model, self.name, self.port, self.extra)
+        if self.gpu_memory_utilization is not None:
+            command += ["--gpu-memory-utilization", str(self.gpu_memory_utilization)]
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                vllm_server_command(self.model, self.name, self.port, self.extra),
+                command,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,

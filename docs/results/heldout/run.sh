@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Issue 14's held-out measurement: every configuration of strategies.json, one at a time, on the
+# 600 held-out problems of data/ (reasoning-gym chain_sum, basic_arithmetic and gsm_symbolic, 200
+# each, seeds 2601-2603, used by no calibration), 256 tokens, temperature 0.7, against a running
+# Ponder at SERVER. Each configuration's rows are appended to OUTPUT as it finishes, so a run cut
+# short keeps what it finished; `ponder eval`'s own table and plot for it go to
+# ${EVAL_DIR:-OUTPUT.d}/LABEL/.
+# Usage: docs/results/heldout/run.sh SERVER OUTPUT [CONCURRENCY] [LABEL ...]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+server=${1:?server URL}
+output=${2:?output JSONL}
+concurrency=${3:-32}
+shift $(($# < 3 ? $# : 3))
+ponder=${PONDER:-ponder}
+evals=${EVAL_DIR:-$output.d}
+labels=("$@")
+if [ ${#labels[@]} -eq 0 ]; then
+  mapfile -t labels < <(python3 -c "import json,sys; [print(c['label']) for c in json.load(open(sys.argv[1]))]" "$here/strategies.json")
+fi
+for label in "${labels[@]}"; do
+  tts=$(python3 -c "import json,sys; print(json.dumps(next(c['tts'] for c in json.load(open(sys.argv[1])) if c['label'] == sys.argv[2])))" "$here/strategies.json" "$label")
+  $ponder eval --server "$server" --no-progress --concurrency "$concurrency" --max-tokens 256 \
+    --temperature 0.7 --dataset "$here/data/chain_sum.jsonl" \
+    --dataset "$here/data/basic_arithmetic.jsonl" --dataset "$here/data/gsm_symbolic.jsonl" \
+    --strategy "$label=$tts" --output "$evals/$label"
+  cat "$evals/$label/results.jsonl" >>"$output"
+done
