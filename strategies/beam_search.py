@@ -57,7 +57,8 @@ class _Beam:
 
 
 def _alternatives(position: TokenLogprob) -> dict[int, float]:
-    """The next tokens in vLLM's order: the sampled token first, then the top ones by rank."""
+    """The next tokens in vLLM's dict order: the sampled token first, then the top ones by rank.
+    With bf16 logits equal log-probs are common, and this order decides which of them survive."""
     return {position.token_id: position.logprob, **{tid: lp for tid, _, lp in position.top}}
 
 
