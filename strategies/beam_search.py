@@ -5,6 +5,11 @@ prefix cache), for the top 2W next tokens; the W best extensions by cumulative l
 and a beam that emits EOS is set aside as complete. At the end the complete and live beams are
 ranked by cumulative log-prob over length ** length_penalty, where length counts the prompt, as
 vLLM does. The scores are those log-prob ratios, not verifier probabilities.
+
+It follows vLLM's online beam search (`vllm/entrypoints/generate/beam_search/online.py`) tie for
+tie: bf16 logits make exactly equal log-probs common, so the order in which candidates are read
+and the way the best are picked decide which beams survive. tests/strategies/
+test_beam_search_vllm.py runs vLLM's own code beside this one on the same log-probs.
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ import asyncio
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 from pydantic import Field
 
-from ponder.core.engine import GeneratedSequence, SamplingOptions
+from ponder.core.engine import GeneratedSequence, SamplingOptions, TokenLogprob
 from ponder.core.errors import StrategyInputError
 
 from .base import RankedCandidate, Strategy, StrategyParams, StrategyResult
@@ -44,9 +50,28 @@ class BeamSearchParams(StrategyParams):
 
 @dataclass(frozen=True)
 class _Beam:
+    # The generated tokens as vLLM keeps them: a finished beam without its EOS.
     tokens: tuple[int, ...]
     logprob: float
     finished: bool = False
+
+
+def _alternatives(position: TokenLogprob) -> dict[int, float]:
+    """The next tokens in vLLM's dict order: the sampled token first, then the top ones by rank.
+    With bf16 logits equal log-probs are common, and this order decides which of them survive."""
+    return {position.token_id: position.logprob, **{tid: lp for tid, _, lp in position.top}}
+
+
+def _best(extensions: list[_Beam], width: int) -> list[_Beam]:
+    """The `width` extensions of highest cumulative log-prob, picked with vLLM's numpy calls:
+    neither is a stable sort, and only the same calls break exact ties the same way."""
+    logprobs = np.fromiter((b.logprob for b in extensions), np.float64, len(extensions))
+    if len(extensions) <= width:
+        chosen = np.argsort(-logprobs)
+    else:
+        chosen = np.argpartition(-logprobs, width - 1)[:width]
+        chosen = chosen[np.argsort(-logprobs[chosen])]
+    return [extensions[int(i)] for i in chosen]
 
 
 class BeamSearch(Strategy):
@@ -63,8 +88,11 @@ class BeamSearch(Strategy):
         # Beams are the most likely tokens read from log-probs: greedy by construction.
         return False
 
-    def _score(self, beam: _Beam, prompt_len: int) -> float:
-        length = prompt_len + len(beam.tokens) - (1 if beam.finished else 0)
+    def _score(self, beam: _Beam, prompt: list[int], eos: int | None) -> float:
+        # vLLM's length: prompt and kept tokens, one less when the last is EOS. A finished beam
+        # keeps no EOS, but with ignore_eos a beam goes on past EOS and may end with it.
+        last = beam.tokens[-1:] or tuple(prompt[-1:])
+        length = len(prompt) + len(beam.tokens) - (last == (eos,))
         return beam.logprob / (max(length, 1) ** self.params.length_penalty)
 
     async def run(self, ctx: StrategyContext) -> StrategyResult:
@@ -74,16 +102,17 @@ class BeamSearch(Strategy):
                 "stop",
             )
         width = self.params.beam_width
-        eos = None if ctx.options.ignore_eos else ctx.engine.eos_token_id
+        prompt = ctx.prompt_token_ids
+        eos = ctx.engine.eos_token_id
+        ends = None if ctx.options.ignore_eos else eos
         step = SamplingOptions(
             max_tokens=1, temperature=0.0, logprobs=self.params.alternatives, detokenize=False
         )
         beams = [_Beam((), 0.0)]
         complete: list[_Beam] = []
-        prompt_len = len(ctx.prompt_token_ids)
         steps = 0
         for _ in range(ctx.options.max_tokens):
-            prompts = [ctx.prompt_token_ids + list(b.tokens) for b in beams]
+            prompts = [prompt + list(b.tokens) for b in beams]
             generations = await ctx.sample(1, prompts=prompts, options=step)
             if len(generations) < len(beams):
                 break
@@ -93,36 +122,33 @@ class BeamSearch(Strategy):
                 sequence = generation.sequences[0]
                 if not sequence.logprobs:
                     continue
-                position = sequence.logprobs[0]
-                alternatives = {tid: lp for tid, _, lp in position.top}
-                alternatives.setdefault(position.token_id, position.logprob)
-                for token_id, logprob in alternatives.items():
-                    extended = _Beam((*beam.tokens, token_id), beam.logprob + logprob)
-                    if token_id == eos:
-                        complete.append(_Beam(extended.tokens, extended.logprob, finished=True))
+                for token_id, logprob in _alternatives(sequence.logprobs[0]).items():
+                    if token_id == ends:
+                        complete.append(_Beam(beam.tokens, beam.logprob + logprob, finished=True))
                     else:
-                        extensions.append(extended)
-            # Stable: equal log-probs keep the order of their beams and alternatives.
-            beams = sorted(extensions, key=lambda b: -b.logprob)[:width]
-            top = max((self._score(b, prompt_len) for b in [*complete, *beams]), default=None)
+                        extensions.append(_Beam((*beam.tokens, token_id), beam.logprob + logprob))
+            beams = _best(extensions, width)
+            top = max((self._score(b, prompt, eos) for b in [*complete, *beams]), default=None)
             alive = len(beams) + len(complete)
             ctx.report_progress(self.name, "token", steps, ctx.options.max_tokens, alive, top)
             if not beams:
                 break
-        best = sorted([*complete, *beams], key=lambda b: -self._score(b, prompt_len))[:width]
+        # Stable, as vLLM's final sort: equal scores keep complete beams first, in their order.
+        best = sorted([*complete, *beams], key=lambda b: self._score(b, prompt, eos), reverse=True)[
+            :width
+        ]
         # Detokenising blocks: off the event loop.
         candidates = await asyncio.to_thread(
-            lambda: [self._candidate(ctx, b, prompt_len) for b in best]
+            lambda: [self._candidate(ctx, b, self._score(b, prompt, eos)) for b in best]
         )
         details = {"steps": steps, "complete": len(complete)}
         return StrategyResult(candidates, list(range(len(candidates))), details)
 
-    def _candidate(self, ctx: StrategyContext, beam: _Beam, prompt_len: int) -> RankedCandidate:
-        tokens = beam.tokens[:-1] if beam.finished else beam.tokens
+    def _candidate(self, ctx: StrategyContext, beam: _Beam, score: float) -> RankedCandidate:
         sequence = GeneratedSequence(
-            text=ctx.engine.decode(tokens),
-            token_ids=tokens,
+            text=ctx.engine.decode(beam.tokens),
+            token_ids=beam.tokens,
             finish_reason="stop" if beam.finished else "length",
             cumulative_logprob=beam.logprob,
         )
-        return RankedCandidate(sequence, score=self._score(beam, prompt_len))
+        return RankedCandidate(sequence, score=score)

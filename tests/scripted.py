@@ -174,14 +174,16 @@ class ScriptedEngine:
             text=best[1], token_ids=(best[0],), finish_reason="length", logprobs=(logprob,)
         )
 
-    def _next_token(self, prompt: list[int]) -> GeneratedSequence:
+    def _next_token(self, prompt: list[int], k: int) -> GeneratedSequence:
+        """Greedy as vLLM is: the sampled token is the lowest id of highest log-prob (argmax),
+        and `top` the k best by rank; equal log-probs keep the order `next_tokens` gave them."""
         assert self.next_tokens is not None
         ranked = sorted(self.next_tokens(prompt), key=lambda t: -t[1])
-        top = tuple((tid, chr(tid), lp) for tid, lp in ranked)
-        best = top[0]
-        logprob = TokenLogprob(token_id=best[0], token=best[1], logprob=best[2], top=top)
+        top = tuple((tid, chr(tid), lp) for tid, lp in ranked[:k])
+        sampled, lp = min(ranked, key=lambda t: (-t[1], t[0]))
+        logprob = TokenLogprob(token_id=sampled, token=chr(sampled), logprob=lp, top=top)
         return GeneratedSequence(
-            text=best[1], token_ids=(best[0],), finish_reason="length", logprobs=(logprob,)
+            text=chr(sampled), token_ids=(sampled,), finish_reason="length", logprobs=(logprob,)
         )
 
     async def generate(
@@ -216,7 +218,8 @@ class ScriptedEngine:
         for text in call.prompt_texts():
             sequences: tuple[GeneratedSequence, ...]
             if self.next_tokens is not None and options.max_tokens == 1:
-                sequences = (self._next_token(call.prompts[len(generations)]),)
+                prompt = call.prompts[len(generations)]
+                sequences = (self._next_token(prompt, options.logprobs or 0),)
             elif JUDGE_MARKER in text or STEP_MARKER in text:
                 sequences = (self._judge_sequence(text),)
             elif interrupted:
