@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import random
+import signal
+import sys
 
 from ponder.evaluation.local import served
 
-__all__ = ["addition_problems", "served", "share_gpu"]
+__all__ = ["addition_problems", "exit_on_sigterm", "served", "share_gpu"]
 
 
 def share_gpu(share: float | None) -> None:
@@ -25,3 +27,9 @@ def addition_problems(count: int, seed: int = 0) -> list[str]:
         f"What is {rng.randint(10, 99)} + {rng.randint(10, 99)}? Reply with only the final number."
         for _ in range(count)
     ]
+
+
+def exit_on_sigterm() -> None:
+    """Make a `timeout`'s SIGTERM unwind the context managers, so that no server a benchmark
+    started (in its own session, out of reach of a process-group kill) outlives it."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

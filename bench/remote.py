@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from common import addition_problems, served, share_gpu
+from common import addition_problems, exit_on_sigterm, served, share_gpu
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.integration helpers
 
@@ -213,6 +213,7 @@ def main() -> None:
     parser.add_argument(
         "--gpu-share", type=float, help="on a GPU: each engine's memory share (both run eager)"
     )
+    exit_on_sigterm()
     asyncio.run(run(parser.parse_args()))
 
 

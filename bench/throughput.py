@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from common import addition_problems, share_gpu
+from common import addition_problems, exit_on_sigterm, share_gpu
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.integration helpers
 
@@ -248,8 +248,7 @@ def main() -> None:
     share_gpu(args.gpu_share)  # read by the `ponder serve` started below, from this environment
     logs = Path(tempfile.mkdtemp(prefix="ponder-bench-throughput-"))
     print(f"logs in {logs}", flush=True)
-    # A timeout's SIGTERM unwinds the context managers, so no server outlives the benchmark.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    exit_on_sigterm()
     with ExitStack() as stack:
         vllm_url = args.vllm_url or stack.enter_context(vllm_server(args, logs))
         pid = None

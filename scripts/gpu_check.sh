@@ -5,7 +5,8 @@
 #   PARTS=/tmp/parts OUT=/tmp/gpu-check BUDGET_S=480 scripts/gpu_check.sh [STEP ...]
 #
 # PARTS holds the bundle's site.tar.xz.part-NN and SHA256SUMS, the embedded model's GGUF in parts
-# (gguf.part-NN, see `make gpu-parts`) and the small wheels Ponder needs beyond vLLM's (.whl/).
+# (gguf.part-NN) and the small wheels Ponder needs beyond vLLM's (whl/); scripts/gpu_parts.sh
+# packs all of it into carry folders.
 # Steps, in order, each skipped once the budget is spent: tests (the vLLM-version shims' tests),
 # overhead, beam, remote, heldout (issue 14's held-out set), throughput. Everything is logged to
 # OUT/check.log; the held-out rows to OUT/heldout.jsonl (docs/results/heldout/run.sh).
@@ -29,6 +30,10 @@ step() {
   say "== $name (limit ${limit}s): $*"
   PYTHONUNBUFFERED=1 timeout -k 10 "$limit" "$@" >>"$log" 2>&1
   say "== $name rc=$?"
+  # A step cut short can leave servers that run in sessions of their own (vllm serve): the next
+  # step's engine would find the GPU's memory taken.
+  pkill -9 -f "vllm.entrypoints.openai.api_server|ponder.server.cli serve|EngineCore" && sleep 3
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader | sed 's/^/GPU memory in use: /' >>"$log"
 }
 
 unpack() {
@@ -64,6 +69,7 @@ heldout() {
   python3 -m ponder.server.cli serve --port 8123 >>"$log" 2>&1 &
   local pid=$! ready=0
   for _ in $(seq 300); do
+    kill -0 "$pid" 2>/dev/null || break
     python3 -c "import httpx; httpx.get('http://127.0.0.1:8123/ready').raise_for_status()" \
       2>/dev/null && ready=1 && break
     sleep 1

@@ -316,7 +316,7 @@ class RequestPlanner:
                 request_id=f"{response_id}-{i}",
                 scoring=params.scoring(),
                 on_verifier_call=self.metrics.observe_verifier,
-                reasoning=self.reasoning if endpoint == "chat" else None,
+                reasoning=self.reasoning if endpoint != "completion" else None,
                 thinking=params.thinking(),
             )
             for i, (ids, question) in enumerate(prompts)

@@ -13,7 +13,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from .errors import APIError
 from .planning import PreparedRequest, parse_body
@@ -26,6 +26,8 @@ from .responses_protocol import (
     ResponseObject,
     ResponseOutputMessage,
     ResponseOutputText,
+    ResponseReasoningItem,
+    ResponseReasoningText,
     ResponsesRequest,
     ResponsesText,
     ResponseUsage,
@@ -35,6 +37,8 @@ __all__ = [
     "AdaptedRequest",
     "adapt",
     "new_message_id",
+    "new_reasoning_id",
+    "reasoning_item",
     "renamed",
     "response_object",
     "response_wire",
@@ -188,14 +192,29 @@ def new_message_id() -> str:
     return f"msg_{uuid.uuid4().hex}"
 
 
+def new_reasoning_id() -> str:
+    return f"rs_{uuid.uuid4().hex}"
+
+
+def reasoning_item(
+    text: str, status: Literal["in_progress", "completed", "incomplete"], item_id: str
+) -> ResponseReasoningItem:
+    return ResponseReasoningItem(
+        id=item_id, content=[ResponseReasoningText(text=text)], status=status
+    )
+
+
 def response_object(
     prepared: PreparedRequest,
     req: ResponsesRequest,
     outcomes: Sequence[Outcome] | None,
     *,
     message_id: str | None = None,
+    reasoning_id: str | None = None,
 ) -> ResponseObject:
-    """The Responses object: in progress (no outcomes yet) or finished, with usage and `tts`."""
+    """The Responses object: in progress (no outcomes yet) or finished, with usage and `tts`; the
+    chosen candidate's thinking, when a reasoning parser split it off, is a reasoning item before
+    the message."""
     echo: dict[str, Any] = {
         "id": prepared.response_id,
         "created_at": prepared.created,
@@ -228,12 +247,16 @@ def response_object(
         content=[ResponseOutputText(text=chosen.text)],
         status=status,
     )
+    output: list[ResponseReasoningItem | ResponseOutputMessage] = [message]
+    if prepared.include_reasoning and chosen.reasoning is not None:
+        thinking = reasoning_item(chosen.reasoning, status, reasoning_id or new_reasoning_id())
+        output.insert(0, thinking)
     usage = usage_block(outcomes, prepared.choices)
     return ResponseObject(
         incomplete_details=IncompleteDetails(reason="max_output_tokens")
         if status == "incomplete"
         else None,
-        output=[message],
+        output=output,
         status=status,
         usage=ResponseUsage(
             input_tokens=usage.prompt_tokens,

@@ -21,6 +21,8 @@ __all__ = [
     "ResponseObject",
     "ResponseOutputMessage",
     "ResponseOutputText",
+    "ResponseReasoningItem",
+    "ResponseReasoningText",
     "ResponseUsage",
     "ResponsesReasoning",
     "ResponsesRequest",
@@ -130,6 +132,23 @@ class ResponseOutputMessage(BaseModel):
     type: Literal["message"] = "message"
 
 
+class ResponseReasoningText(BaseModel):
+    text: str
+    type: Literal["reasoning_text"] = "reasoning_text"
+
+
+class ResponseReasoningItem(BaseModel):
+    """The chosen candidate's thinking (with a reasoning parser), before the message, as vLLM's
+    Responses server returns it: the text itself, no summary and nothing encrypted."""
+
+    id: str
+    summary: list[dict[str, Any]] = Field(default_factory=list)
+    type: Literal["reasoning"] = "reasoning"
+    content: list[ResponseReasoningText]
+    encrypted_content: None = None
+    status: Literal["in_progress", "completed", "incomplete"]
+
+
 class InputTokensDetails(BaseModel):
     cache_write_tokens: int = Field(
         0, description="Always 0: Ponder has no prompt cache that a request writes explicitly."
@@ -163,7 +182,7 @@ class ResponseObject(BaseModel):
     metadata: dict[str, str] | None = None
     model: str
     object: Literal["response"] = "response"
-    output: list[ResponseOutputMessage]
+    output: list[ResponseReasoningItem | ResponseOutputMessage]
     parallel_tool_calls: bool = False
     previous_response_id: None = None
     reasoning: ResponsesReasoning | None = None

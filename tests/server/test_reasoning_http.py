@@ -1,7 +1,8 @@
 """The API of a reasoning model: vLLM's own `qwen3` parser in process, on the scripted engine.
 
-`message.reasoning` and `delta.reasoning` (vLLM's names), `reasoning_tokens` as every generated
-token not returned as content, thinking budgets, and `reasoning_effort` presets.
+`message.reasoning` and `delta.reasoning` (vLLM's names), the Responses API's reasoning item,
+`reasoning_tokens` as every generated token not returned as content, thinking budgets, and
+`reasoning_effort` presets.
 """
 
 from __future__ import annotations
@@ -10,12 +11,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.responses import ResponseReasoningItem
 
 from ponder.strategies.effort import default_presets
 from tests.scripted import ScriptedEngine
-from tests.server.test_http import CHAT, assert_error, chat, serve, sse_events
+from tests.server.test_http import CHAT, MODEL, assert_error, chat, serve, sse_events
+from tests.server.test_responses_api import EVENTS
+from tests.server.test_responses_api import sse as responses_sse
 from tests.thinking import ThinkingEngine
 
 PARSER = {"reasoning_parser": "qwen3"}
@@ -151,3 +156,42 @@ def test_a_presets_file_without_every_level_stops_the_server(tmp_path: Path) -> 
         serve(effort_presets=path),
     ):
         pass
+
+
+def test_responses_return_the_thinking_as_a_reasoning_item_before_the_message() -> None:
+    with serve(ThinkingEngine(texts=["abc</think>5"]), **PARSER) as (http, _):
+        client = openai.OpenAI(base_url="http://testserver/v1", api_key="x", http_client=http)
+        response = client.responses.create(model=MODEL, input="What is 2+3?")
+    thinking, message = response.output
+    assert isinstance(thinking, ResponseReasoningItem) and thinking.id.startswith("rs_")
+    assert [c.text for c in thinking.content or []] == ["abc"]
+    assert thinking.status == "completed" and thinking.summary == []
+    assert response.output_text == "5"
+    assert message.type == "message"
+    usage = response.usage
+    assert usage is not None and usage.output_tokens == len("abc</think>5")
+    # Every token but the answer's one: the thinking and its end marker.
+    assert usage.output_tokens_details.reasoning_tokens == usage.output_tokens - 1
+
+
+@pytest.mark.parametrize(
+    "tts", [None, {"strategy": "self_consistency", "n": 1}], ids=["live", "search"]
+)
+def test_streamed_responses_send_the_reasoning_item_then_the_message(tts: Any) -> None:
+    engine = ThinkingEngine(texts=["<think>hmm</think>42"])
+    body = {"model": MODEL, "input": "What is 6*7?", "stream": True}
+    with serve(engine, **PARSER) as (client, _):
+        resp = client.post("/v1/responses", json={**body, **({"tts": tts} if tts else {})})
+    events = [EVENTS.validate_python(e) for e in responses_sse(resp.text)]
+    kinds = [e.type for e in events]
+    first_answer = kinds.index("response.output_text.delta")
+    assert kinds.index("response.reasoning_text.done") < first_answer
+    thinking = "".join(e.delta for e in events if e.type == "response.reasoning_text.delta")
+    answer = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert (thinking, answer) == ("hmm", "42")
+    added = [e.item for e in events if e.type == "response.output_item.added"]
+    assert [(i.type, e) for e, i in enumerate(added)] == [("reasoning", 0), ("message", 1)]
+    final = events[-1]
+    assert final.type == "response.completed"
+    assert [i.id for i in final.response.output] == [i.id for i in added]
+    assert final.response.output_text == "42"
