@@ -241,7 +241,9 @@ def response_object(
             incomplete_details=None, output=[], status="in_progress", usage=None, **echo
         )
     chosen = outcomes[0].chosen(1)[0].sequence
-    status = "incomplete" if chosen.finish_reason in ("length", "abort") else "completed"
+    status: Literal["completed", "incomplete"] = (
+        "incomplete" if chosen.finish_reason in ("length", "abort") else "completed"
+    )
     message = ResponseOutputMessage(
         id=message_id or new_message_id(),
         content=[ResponseOutputText(text=chosen.text)],

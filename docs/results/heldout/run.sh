@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Issue 14's held-out measurement: every configuration of strategies.json, one at a time, on the
-# 600 held-out problems of data/ (reasoning-gym chain_sum, basic_arithmetic and gsm_symbolic, 200
-# each, seeds 2601-2603, used by no calibration), 256 tokens, temperature 0.7, against a running
+# 600 held-out problems of data/ (reasoning-gym chain_sum and basic_arithmetic at the policy
+# calibration's difficulty, a third each of one-digit pairs, one-digit triples and two-digit pairs,
+# seeds 2601-2626; gsm_symbolic at its defaults, seed 2603; 200 each; no seed used by any
+# calibration), 256 tokens, temperature 0.7, against a running
 # Ponder at SERVER. Each configuration's rows are appended to OUTPUT as it finishes, so a run cut
 # short keeps what it finished; `ponder eval`'s own table and plot for it go to
 # ${EVAL_DIR:-OUTPUT.d}/LABEL/.
