@@ -87,9 +87,10 @@ class ResponseEvents:
         """The reasoning item's events for `text`, opening the item first if it is not yet."""
         events = []
         if not self._reasoning:
-            item = reasoning_item("", "in_progress", self.reasoning_id).model_dump()
-            item["content"] = []
-            events.append(self._event("response.output_item.added", output_index=0, item=item))
+            item = ResponseReasoningItem(id=self.reasoning_id, content=[], status="in_progress")
+            events.append(
+                self._event("response.output_item.added", output_index=0, item=item.model_dump())
+            )
             self._message_index = 1
         self._reasoning.append(text)
         where = {"item_id": self.reasoning_id, "output_index": 0, "content_index": 0}
@@ -142,13 +143,12 @@ class ResponseEvents:
         )
         thinking = next((i for i in final.output if isinstance(i, ResponseReasoningItem)), None)
         if not opened:
-            if thinking is not None:
-                if not self._reasoning:  # a search streams nothing: its thinking comes whole now
-                    for event in self._thinking(thinking.content[0].text):
-                        yield event
-                for event in self._thought(thinking):
+            if thinking is not None and not self._reasoning:
+                # A search streams nothing before its answer: its thinking comes whole now.
+                for event in self._thinking(thinking.content[0].text):
                     yield event
-            for event in self._opened():
+            # An item opened is closed, with the final thinking or, lacking it, what was streamed.
+            for event in [*(self._thought(thinking) if self._reasoning else []), *self._opened()]:
                 yield event
         # The response lists the reasoning item exactly when the events announced one.
         if thinking is not None and not self._reasoning:

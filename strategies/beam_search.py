@@ -134,9 +134,10 @@ class BeamSearch(Strategy):
             if not beams:
                 break
         # Stable, as vLLM's final sort: equal scores keep complete beams first, in their order.
-        best = sorted([*complete, *beams], key=lambda b: self._score(b, prompt, eos), reverse=True)[
-            :width
-        ]
+        ranked = sorted(
+            [*complete, *beams], key=lambda b: self._score(b, prompt, eos), reverse=True
+        )
+        best = ranked[:width]
         # Detokenising blocks: off the event loop.
         candidates = await asyncio.to_thread(
             lambda: [self._candidate(ctx, b, self._score(b, prompt, eos)) for b in best]
