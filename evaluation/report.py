@@ -4,6 +4,8 @@ The plot puts accuracy against mean generated tokens, one line per strategy (con
 labels share the part before `@`, or one configuration at several budgets), which is the
 trade-off a user weighs before trusting a strategy with their traffic. Every accuracy carries its
 95 % Wilson interval (over all problems and seeds of a configuration), drawn as error bars.
+Configurations asked with `return_trace` also show their ceiling: the share of problems on which
+some candidate was right, which a verifier that picks among them can at best reach.
 """
 
 from __future__ import annotations
@@ -42,9 +44,20 @@ def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 "verifier_tokens": sum(r["verifier_tokens"] for r in group) / n,
                 "wall_s": sum(r["wall_s"] for r in group) / n,
                 "errors": sum(1 for r in group if r.get("error")),
+                **_ceiling(group),
             }
         )
     return summary
+
+
+def _ceiling(group: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """With traces, the share of problems some candidate answered right, and its interval."""
+    traced = [r for r in group if "any_correct" in r]
+    if len(traced) < len(group) or not traced:
+        return {}
+    hits = sum(bool(r["any_correct"]) for r in traced)
+    low, high = wilson_interval(hits, len(traced))
+    return {"any_correct": hits / len(traced), "any_correct_low": low, "any_correct_high": high}
 
 
 def _seed_accuracies(group: Sequence[dict[str, Any]]) -> list[float]:
@@ -57,18 +70,26 @@ def _seed_accuracies(group: Sequence[dict[str, Any]]) -> list[float]:
 
 
 def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
+    ceiling = any("any_correct" in s for s in summary)
     lines = [
         "| configuration | problems | seeds | accuracy | 95 % interval | accuracy per seed "
-        "| generated tokens | verifier tokens | wall s | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        + ("| any candidate correct " if ceiling else "")
+        + "| generated tokens | verifier tokens | wall s | errors |",
+        "|---|---|---|---|---|---|---|" + ("---|" if ceiling else "") + "---|---|---|",
     ]
     for s in summary:
         per_seed = " / ".join(f"{a:.0%}" for a in s["seed_accuracies"])
+        any_cell = ""
+        if ceiling:
+            any_cell = "- | "
+            if "any_correct" in s:
+                interval = format_interval(s["any_correct_low"], s["any_correct_high"])
+                any_cell = f"{s['any_correct']:.1%} ({interval}) | "
         lines.append(
             f"| {s['config']} | {s['problems']} | {s['seeds']} | {s['accuracy']:.1%} | "
             f"{format_interval(s['accuracy_low'], s['accuracy_high'])} | {per_seed} | "
-            f"{s['generated_tokens']:.0f} | {s['verifier_tokens']:.0f} | {s['wall_s']:.2f} | "
-            f"{s['errors']} |"
+            f"{any_cell}{s['generated_tokens']:.0f} | {s['verifier_tokens']:.0f} | "
+            f"{s['wall_s']:.2f} | {s['errors']} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -169,6 +169,12 @@ async def _one(
     answer = extract_answer(text)
     tts = data.get("tts", {})
     difficulty = tts.get("difficulty") or {}
+    trace = tts.get("trace")
+    if trace:
+        # The ceiling a selection among these candidates could reach (its "oracle" accuracy):
+        # whether any candidate's answer is right. Stopped candidates carry no answer.
+        candidates = [c.get("answer") for c in trace if c.get("answer") is not None]
+        row["any_correct"] = await asyncio.to_thread(_any_correct, problem, candidates)
     row.update(
         answer=answer,
         correct=await asyncio.to_thread(problem.check, answer),
@@ -181,6 +187,10 @@ async def _one(
         error=None,
     )
     return row
+
+
+def _any_correct(problem: Problem, answers: Sequence[str]) -> bool:
+    return any(problem.check(a) for a in dict.fromkeys(answers))
 
 
 async def _served_model(client: httpx.AsyncClient) -> str:

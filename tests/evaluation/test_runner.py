@@ -171,3 +171,25 @@ async def test_a_reasoning_effort_configuration_sends_only_openais_field() -> No
     assert rows[0]["reasoning_effort"] == "medium" and rows[0]["line"] == "effort"
     assert [c.n for c in engine.calls] == [8, 8]
     assert all(c.options.temperature == 0.7 for c in engine.calls)
+
+
+async def test_a_traced_configuration_records_whether_any_candidate_was_right() -> None:
+    # best_of_n@3 with a trace: on p1 the vote picks "8" (twice) but one candidate said "5";
+    # on p2 no candidate is right. Without a trace no ceiling is recorded.
+    engine = ScriptedEngine(texts=["8", "5", "8", "1", "2", "3", "5", "9"])
+    configs = [
+        EvalConfig("sc@3", {"strategy": "self_consistency", "n": 3, "return_trace": True}),
+        EvalConfig("none", {"strategy": "none"}),
+    ]
+    rows = await evaluate(engine, configs)
+    assert [(r["correct"], r.get("any_correct")) for r in rows] == [
+        (False, True),
+        (False, False),
+        (True, None),
+        (False, None),
+    ]
+    sc, none = summarize(rows)
+    assert sc["any_correct"] == 0.5 and "any_correct" not in none
+    table = markdown_table([sc, none])
+    assert "| any candidate correct |" in table
+    assert "| 50.0% (9%-91%) |" in table and "| - |" in table

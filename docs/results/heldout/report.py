@@ -1,6 +1,8 @@
 """Issue 14's held-out table from the rows run.sh appended: per configuration, accuracy with its
 95 % Wilson interval on each task and over all, generated tokens and wall seconds per problem, and
-the plot of accuracy against tokens. Writes summary.md and accuracy.png beside RESULTS.
+the plot of accuracy against tokens; for configurations run with a trace, also the share of
+problems some candidate answered right (the ceiling a selection can reach). Writes summary.md
+and accuracy.png beside RESULTS.
 
     .venv/bin/python docs/results/heldout/report.py RESULTS_JSONL [TITLE]
 """
@@ -32,6 +34,7 @@ def main() -> None:
         "| configuration | " + " | ".join(TASKS) + " | all | tokens/problem | s/problem |",
         "|---|" + "---|" * (len(TASKS) + 3),
     ]
+    ceilings = []
     for s in overall:
         cells = []
         for task in TASKS:
@@ -46,10 +49,33 @@ def main() -> None:
             f"| {s['config']} | " + " | ".join(cells) + f" | {s['accuracy']:.1%} ({interval}) | "
             f"{s['generated_tokens']:.0f} | {s['wall_s']:.2f} |"
         )
+        if "any_correct" in s:
+            ceilings.append(_ceiling_line(s["config"], per_task))
+    if ceilings:
+        lines += [
+            "",
+            "Any candidate correct (the ceiling of a selection among the same candidates):",
+            "",
+            "| configuration | " + " | ".join(TASKS) + " |",
+            "|---|" + "---|" * len(TASKS),
+            *ceilings,
+        ]
     table = "\n".join(lines) + "\n"
     (path.parent / "summary.md").write_text(table, encoding="utf-8")
     plot_accuracy(overall, path.parent / "accuracy.png", title)
     sys.stdout.write(table)
+
+
+def _ceiling_line(config: str, per_task: dict[str, dict[str, dict]]) -> str:
+    cells = []
+    for task in TASKS:
+        t = per_task[task].get(config)
+        if not t or "any_correct" not in t:
+            cells.append("-")
+            continue
+        interval = format_interval(t["any_correct_low"], t["any_correct_high"])
+        cells.append(f"{t['any_correct']:.1%} ({interval})")
+    return f"| {config} | " + " | ".join(cells) + " |"
 
 
 if __name__ == "__main__":
