@@ -47,11 +47,14 @@ class DeepConfParams(StrategyParams):
     mode: Literal["online", "offline"] = Field(
         "online", description="online: stop low-confidence traces early; offline: filter after."
     )
+    # 0.1 (the paper's DeepConf-low) was the cheapest setting that kept self-consistency@16's
+    # accuracy on the embedded model's tuning samples (bench/adaptive_replay.py,
+    # docs/results/adaptive/tuning.md); 0.9 (DeepConf-high) stopped few traces.
     keep: float = Field(
-        0.9,
+        0.1,
         gt=0.0,
         le=1.0,
-        description="Share of traces kept by confidence (DeepConf's eta: 0.9 'high', 0.1 'low').",
+        description="Share of traces kept by confidence (DeepConf's eta: 0.1 'low', 0.9 'high').",
     )
     confidence: Measure = Field(
         "lowest_group", description="A trace's confidence: lowest_group, bottom_group or tail."
