@@ -69,9 +69,13 @@ python3 -c "import vllm, torch; print('vllm', vllm.__version__, 'torch', torch._
 say "preparing the embedded model"
 python3 -m ponder.server.cli models prepare >>"$log" 2>&1 || { say "prepare failed"; exit 1; }
 
-# Issue 14's held-out set against one `ponder serve` on the GPU; rows land in OUT/heldout.jsonl.
+# Issue 14's held-out set against one `ponder serve` on the GPU: first the policy table is fitted
+# in the run's regime (docs/results/heldout/calibrate.sh, to OUT/policy.json, which the server
+# reloads), then every configuration runs; rows land in OUT/heldout.jsonl.
 heldout() {
-  python3 -m ponder.server.cli serve --port 8123 >>"$log" 2>&1 &
+  cp strategies/policies/default.json "$out/policy.json"
+  PONDER_POLICY_TABLE="$out/policy.json" python3 -m ponder.server.cli serve --port 8123 \
+    >>"$log" 2>&1 &
   local pid=$! ready=0
   for _ in $(seq 300); do
     kill -0 "$pid" 2>/dev/null || break
@@ -79,8 +83,10 @@ heldout() {
       2>/dev/null && ready=1 && break
     sleep 1
   done
-  [ $ready = 1 ] && EVAL_DIR=/tmp/heldout PONDER="python3 -m ponder.server.cli" docs/results/heldout/run.sh \
-    http://127.0.0.1:8123 "$out/heldout.jsonl" 64
+  export PONDER="python3 -m ponder.server.cli"
+  [ $ready = 1 ] && docs/results/heldout/calibrate.sh http://127.0.0.1:8123 "$out/policy.json" 64 &&
+    sleep 2 && EVAL_DIR=/tmp/heldout docs/results/heldout/run.sh http://127.0.0.1:8123 \
+      "$out/heldout.jsonl" 64
   kill "$pid"; wait "$pid"
 }
 export -f heldout

@@ -22,7 +22,7 @@ if [ ${#labels[@]} -eq 0 ]; then
 fi
 for label in "${labels[@]}"; do
   tts=$(python3 -c "import json,sys; print(json.dumps(next(c['tts'] for c in json.load(open(sys.argv[1])) if c['label'] == sys.argv[2])))" "$here/strategies.json" "$label")
-  $ponder eval --server "$server" --no-progress --concurrency "$concurrency" --max-tokens 256 \
+  $ponder eval --server "$server" --no-progress ${LIMIT:+--limit "$LIMIT"} --concurrency "$concurrency" --max-tokens 256 \
     --temperature 0.7 --dataset "$here/data/chain_sum.jsonl" \
     --dataset "$here/data/basic_arithmetic.jsonl" --dataset "$here/data/gsm_symbolic.jsonl" \
     --strategy "$label=$tts" --output "$evals/$label"
