@@ -26,7 +26,10 @@ def wilson_interval(successes: int, trials: int, z: float = _Z95) -> tuple[float
     denominator = 1 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denominator
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # At 0 and n the bound is exactly the observed rate; computed, it can miss it by a rounding.
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == trials else min(1.0, centre + half)
+    return low, high
 
 
 def shrunk_rate(successes: int, trials: int, prior: float, strength: float) -> float:

@@ -25,6 +25,7 @@ for label in "${labels[@]}"; do
   $ponder eval --server "$server" --no-progress ${LIMIT:+--limit "$LIMIT"} --concurrency "$concurrency" --max-tokens 256 \
     --temperature 0.7 --dataset "$here/data/chain_sum.jsonl" \
     --dataset "$here/data/basic_arithmetic.jsonl" --dataset "$here/data/gsm_symbolic.jsonl" \
-    --strategy "$label=$tts" --output "$evals/$label"
-  cat "$evals/$label/results.jsonl" >>"$output"
+    --strategy "$label=$tts" --output "$evals/$label" || echo "ponder eval of $label failed" >&2
+  # Its rows are kept even if only the table or plot failed after them.
+  [ -f "$evals/$label/results.jsonl" ] && cat "$evals/$label/results.jsonl" >>"$output"
 done
