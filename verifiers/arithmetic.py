@@ -48,6 +48,7 @@ __all__ = [
     "MAX_DIGITS",
     "MAX_NESTING",
     "MAX_OPERATORS",
+    "SLIPPED_ANSWER_SCORE",
     "ArithmeticVerifier",
     "answers_question",
     "check_claims",
@@ -57,6 +58,8 @@ __all__ = [
 
 # Starts the extra unit that scores the final answer; NUL cannot begin a stripped step of text.
 FINAL_ANSWER_UNIT = "\x00final answer: "
+# A right final answer after a false step (`min` aggregation).
+SLIPPED_ANSWER_SCORE = 0.5
 
 # A run of these tokens is where claims are looked for.
 _IN_RUN = frozenset({NUM, OP, LP, RP, EQ})
@@ -276,8 +279,11 @@ class ArithmeticVerifier(ProcessVerifier):
     by its extracted final answer, scoring 1.0 when that number is the expression's value (see
     `answers_question`) and 0.0 otherwise: a true claim that does not answer the question
     ("7 * 9 = 63.") is no evidence for the answer. So `aggregation="last"` asks "is the final
-    answer right?", and the default `"min"` asks that and "is every step's arithmetic right?"
-    together. Answers with no numeric final answer get no extra unit.
+    answer right?", and the default `"min"` asks that first and "is every step's arithmetic
+    right?" second: a wrong final answer scores 0.0, a right one 1.0, or
+    `SLIPPED_ANSWER_SCORE` after a false step (a plain minimum would score that right answer
+    as low as a wrong one). Answers with no numeric final answer get no extra unit, and `min`
+    is then the plain minimum over the steps.
     """
 
     kind: ClassVar[VerifierKind] = "programmatic"
@@ -290,6 +296,22 @@ class ArithmeticVerifier(ProcessVerifier):
 
     def __init__(self, name: str = "arithmetic", *, aggregation: Aggregation | None = None) -> None:
         super().__init__(name, aggregation=aggregation)
+
+    def aggregate(
+        self, units: Sequence[str], scores: Sequence[StepScore], how: Aggregation
+    ) -> float:
+        # With the final answer checked, `min` puts the answer first: a step slip before a right
+        # answer halves its score rather than zeroing it, so a right answer still outranks every
+        # wrong one (on this model most right answers of multi-step sums follow some slip).
+        if how != "min" or not scores or not units[-1].startswith(FINAL_ANSWER_UNIT):
+            return super().aggregate(units, scores, how)
+        final = scores[-1]
+        if final is None:
+            return super().aggregate(units, scores, how)
+        if final < 1.0:
+            return 0.0
+        slipped = any(s is not None and s < 1.0 for s in scores[:-1])
+        return SLIPPED_ANSWER_SCORE if slipped else 1.0
 
     def units(self, question: Question, steps: list[str]) -> list[str]:
         if not steps or question_value(question.text) is None:

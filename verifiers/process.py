@@ -98,5 +98,13 @@ class ProcessVerifier(ABC):
                 self.cache.store(question.text, units, cached[units])
         steps = tuple(tuple(cached[a]) for a in answers)
         how = options.aggregation or self.aggregation
-        values = tuple(aggregate(s, how) if s else 0.0 for s in steps)
+        values = tuple(
+            self.aggregate(a, s, how) if s else 0.0 for a, s in zip(answers, steps, strict=True)
+        )
         return Scores(values, tokens=tokens, steps=steps, cache_hits=hits)
+
+    def aggregate(
+        self, units: Sequence[str], scores: Sequence[StepScore], how: Aggregation
+    ) -> float:
+        """One answer's score from its units' scores (a family may weigh some units apart)."""
+        return aggregate(scores, how)

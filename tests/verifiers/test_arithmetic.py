@@ -2,7 +2,12 @@ import time
 
 import pytest
 
-from ponder.verifiers.arithmetic import ArithmeticVerifier, check_claims, question_value
+from ponder.verifiers.arithmetic import (
+    SLIPPED_ANSWER_SCORE,
+    ArithmeticVerifier,
+    check_claims,
+    question_value,
+)
 from ponder.verifiers.base import Aggregation, Candidate, Question, ScoringOptions, StepScore
 from ponder.verifiers.loading import load_configured_verifiers
 from tests.scripted import ScriptedEngine
@@ -177,7 +182,12 @@ def test_question_value_needs_exactly_one_expression() -> None:
         ("82", "last", 1.0, (None, 1.0)),
         ("The answer is 81", "last", 0.0, (None, 0.0)),
         ("37 + 45 = 82\n\nSo 82", "min", 1.0, (1.0, None, 1.0)),
-        ("30 + 40 = 71\n\n82", "min", 0.0, (0.0, None, 1.0)),
+        # `min` puts the checked final answer first: right after a slip is half, never zero,
+        # and a wrong final answer is zero even after true steps.
+        ("30 + 40 = 71\n\n82", "min", SLIPPED_ANSWER_SCORE, (0.0, None, 1.0)),
+        ("37 + 45 = 82\n\nSo 81", "min", 0.0, (1.0, None, 0.0)),
+        ("30 + 40 = 71\n\n81", "min", 0.0, (0.0, None, 0.0)),
+        ("30 + 40 = 71\n\n82", "mean", 0.5, (0.0, None, 1.0)),
         ("30 + 40 = 71\n\n82", "last", 1.0, (0.0, None, 1.0)),
         ("\\boxed{82}", None, 1.0, (None, 1.0)),
         ("I cannot say.", "last", 0.5, (None,)),

@@ -16,7 +16,12 @@ import pytest
 import reasoning_gym
 
 from ponder.strategies.best_of_n import BestOfN, BestOfNParams
-from ponder.verifiers.arithmetic import ArithmeticVerifier, answers_question, question_value
+from ponder.verifiers.arithmetic import (
+    SLIPPED_ANSWER_SCORE,
+    ArithmeticVerifier,
+    answers_question,
+    question_value,
+)
 from ponder.verifiers.base import Candidate, Question
 from tests.scripted import ScriptedEngine
 from tests.strategies.helpers import make_context
@@ -104,9 +109,10 @@ async def test_the_final_answer_is_checked_against_a_generated_question() -> Non
         # A true claim that does not answer the question is no evidence for it.
         "7 * 9 = 63.",
         f"{terms} = {int(expected) + 1}",
+        # Right after a slip: below a clean right answer, above every wrong one.
         f"10 + 10 = 21\n\nThe answer is {expected}.",
     )
-    assert values == (1.0, 1.0, 0.0, 0.0, 0.0)
+    assert values == (1.0, 1.0, 0.0, 0.0, SLIPPED_ANSWER_SCORE)
     # Before a question written with a trailing "=" was recognised, the unrelated claim scored
     # 1.0; "last" asks only whether the final answer is right, and it is not.
     assert await score(question, "7 * 9 = 63.", aggregation="last") == (0.0,)
