@@ -44,42 +44,54 @@ SETS = {
 SAMPLES, MAX_TOKENS, TEMPERATURE = 8, 256, 0.7
 
 
-def problems() -> list[tuple[str, Problem]]:
-    return [(task, p) for task, spec in SETS.items() for p in load_dataset(spec)]
+def problems(sets: dict[str, str] | None = None) -> list[tuple[str, Problem]]:
+    return [(task, p) for task, spec in (sets or SETS).items() for p in load_dataset(spec)]
 
 
-async def sample(output: Path, limit: int | None) -> None:
+def parse_sets(values: list[str] | None) -> dict[str, str] | None:
+    """`TASK=SPEC` pairs (a JSONL file or a reasoning-gym spec) in place of SETS."""
+    if not values:
+        return None
+    return dict(v.split("=", 1) for v in values)
+
+
+async def sample(
+    output: Path, limit: int | None, sets: dict[str, str] | None, concurrency: int
+) -> None:
     """Sample the problems not yet in `output` (a run cut short by its time limit resumes)."""
     done = set()
     if output.exists():
         done = {json.loads(line)["id"] for line in output.read_text().splitlines()}
-    chosen = [(t, p) for t, p in problems() if p.id not in done]
+    chosen = [(t, p) for t, p in problems(sets) if p.id not in done]
     if limit is not None:
         chosen = [(t, p) for t, p in chosen if int(p.id.rsplit("-", 1)[1]) < limit]
     async with (
         served(Settings(port=0)) as (engine, base),
         httpx.AsyncClient(base_url=base, timeout=600) as client,
     ):
+        # One request at a time by default, as the issue's measurements were made.
+        gate = asyncio.Semaphore(concurrency)
         with output.open("a") as out:
-            # One request at a time, as the issue's measurements were made.
-            for task, problem in chosen:
-                started = time.perf_counter()
-                response = await client.post(
-                    "/v1/chat/completions",
-                    json={
-                        "model": engine.model_name,
-                        "messages": [{"role": "user", "content": problem.question}],
-                        "max_completion_tokens": MAX_TOKENS,
-                        "temperature": TEMPERATURE,
-                        "tts": {
-                            "strategy": "best_of_n",
-                            "n": SAMPLES,
-                            "verifier": "arithmetic",
-                            "weighted": True,
-                            "return_trace": True,
+
+            async def one(task: str, problem: Problem) -> None:
+                async with gate:
+                    started = time.perf_counter()
+                    response = await client.post(
+                        "/v1/chat/completions",
+                        json={
+                            "model": engine.model_name,
+                            "messages": [{"role": "user", "content": problem.question}],
+                            "max_completion_tokens": MAX_TOKENS,
+                            "temperature": TEMPERATURE,
+                            "tts": {
+                                "strategy": "best_of_n",
+                                "n": SAMPLES,
+                                "verifier": "arithmetic",
+                                "weighted": True,
+                                "return_trace": True,
+                            },
                         },
-                    },
-                )
+                    )
                 response.raise_for_status()
                 body = response.json()
                 row = {
@@ -93,6 +105,8 @@ async def sample(output: Path, limit: int | None) -> None:
                 out.write(json.dumps(row) + "\n")
                 out.flush()
 
+            await asyncio.gather(*(one(t, p) for t, p in chosen))
+
 
 def wilson(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
     if total == 0:
@@ -103,8 +117,8 @@ def wilson(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
     return centre - half, centre + half
 
 
-async def score(path: Path, aggregation: Aggregation) -> None:
-    by_id = {p.id: (task, p) for task, p in problems()}
+async def score(path: Path, aggregation: Aggregation, sets: dict[str, str] | None) -> None:
+    by_id = {p.id: (task, p) for task, p in problems(sets)}
     verifier = ArithmeticVerifier(aggregation=aggregation)
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     tokens: dict[str, list[float]] = defaultdict(list)
@@ -150,7 +164,14 @@ def main() -> None:
     sampling = commands.add_parser("sample")
     sampling.add_argument("--output", type=Path, required=True)
     sampling.add_argument("--limit", type=int, help="First N problems of each task.")
-    scoring = commands.add_parser("score")
+    sampling.add_argument("--concurrency", type=int, default=1, help="Requests at once.")
+    for command in (sampling, scoring := commands.add_parser("score")):
+        command.add_argument(
+            "--dataset",
+            action="append",
+            metavar="TASK=SPEC",
+            help="A task's problems (JSONL file or rg: spec) in place of the built-in sets.",
+        )
     scoring.add_argument("samples", type=Path)
     scoring.add_argument(
         "--aggregation",
@@ -161,9 +182,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.command == "sample":
-        asyncio.run(sample(args.output, args.limit))
+        asyncio.run(sample(args.output, args.limit, parse_sets(args.dataset), args.concurrency))
     else:
-        asyncio.run(score(args.samples, args.aggregation))
+        asyncio.run(score(args.samples, args.aggregation, parse_sets(args.dataset)))
 
 
 if __name__ == "__main__":
