@@ -65,10 +65,27 @@ __all__ = ["VLLMEngine", "is_cpu_build", "start", "vllm_version"]
 
 logger = logging.getLogger(__name__)
 
+# Watched candidates (adaptive methods) get their tokens this many at a time: on an H200 the
+# token-by-token hand-over of 16 candidates with log-probs kept the API process so busy that
+# DeepConf online took 2.5 times self-consistency@16's wall time and its stops arrived after the
+# tokens they meant to save (docs/results/heldout/). Deciding up to this many tokens late costs
+# little against a 32-token confidence window or a sample of a hundred tokens.
+CANDIDATE_STREAM_INTERVAL = 8
 _SHORT_REQUEST_TOKENS = 16
 # Prompt tokens a sequence's text is decoded after (see VLLMEngine._with_text).
 _CONTEXT_TOKENS = 4
 _MAX_CHAR_BYTES = 4
+
+
+def _text_at_end(options: SamplingOptions) -> bool:
+    """Whether a request's text can be decoded once at its end rather than by vLLM at every
+    step: nothing during generation reads it (no stop strings; no log-probs whose token texts
+    are read, which vLLM decodes per step too)."""
+    return (
+        options.detokenize
+        and not options.stop
+        and (options.logprobs is None or not options.logprob_texts)
+    )
 
 
 def _after(head: str, text: str, engine: TokenizerOps, tail: list[int], ids: list[int]) -> str:
@@ -162,8 +179,10 @@ class VLLMEngine(TokenizerOps):
 
     # -- generation ----------------------------------------------------------------------------
 
-    def _params(self, options: SamplingOptions, n: int, kind: Any) -> Any:
-        return sampling_params(options, n, kind, seeded=self.supports_seed)
+    def _params(self, options: SamplingOptions, n: int, kind: Any, stream_interval: int = 1) -> Any:
+        return sampling_params(
+            options, n, kind, seeded=self.supports_seed, stream_interval=stream_interval
+        )
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -249,12 +268,7 @@ class VLLMEngine(TokenizerOps):
         # needs no text during generation (no stop strings; no log-probs whose token texts are
         # read, which vLLM decodes per step too) gets its text decoded once at the end instead,
         # all its sequences in one call (bench/throughput.py, README "Throughput").
-        text_at_end = (
-            options.detokenize
-            and not cumulative
-            and not options.stop
-            and (options.logprobs is None or not options.logprob_texts)
-        )
+        text_at_end = not cumulative and _text_at_end(options)
         params = self._cached_params(
             options.replace(detokenize=False) if text_at_end else options, n, kind
         )
@@ -292,21 +306,28 @@ class VLLMEngine(TokenizerOps):
         return [self._with_text(g, p) for g, p in zip(generations, prompts, strict=True)]
 
     def _with_text(self, result: Generation, prompt: Sequence[int]) -> Generation:
-        """`result` with its sequences' texts decoded from their token ids in one batch call, as
-        vLLM's detokenizer would have: after the prompt's last tokens (a SentencePiece word's
-        leading space depends on them), and without a character whose bytes the sequence did not
-        finish (vLLM holds those back)."""
+        """`result` with its sequences' texts decoded from their token ids in one batch call."""
+        texts = self._texts(prompt, [s.token_ids for s in result.sequences])
+        sequences = tuple(
+            dataclasses.replace(s, text=t) for s, t in zip(result.sequences, texts, strict=True)
+        )
+        return dataclasses.replace(result, sequences=sequences)
+
+    def _texts(self, prompt: Sequence[int], sequences: Sequence[Sequence[int]]) -> list[str]:
+        """The texts of these continuations of `prompt`, decoded in one batch call as vLLM's
+        detokenizer would have: after the prompt's last tokens (a SentencePiece word's leading
+        space depends on them), and without a character whose bytes the sequence did not finish
+        (vLLM holds those back)."""
         tail = list(prompt[-_CONTEXT_TOKENS:])
-        ids = [tail, *(tail + list(s.token_ids) for s in result.sequences)]
+        ids = [tail, *(tail + list(s) for s in sequences)]
         if self._backend is not None:
             head, *texts = self._backend.decode_batch(ids, skip_special_tokens=True)
         else:
             head, *texts = [self.decode(i) for i in ids]
-        sequences = tuple(
-            dataclasses.replace(s, text=_after(str(head), str(t), self, tail, list(s.token_ids)))
-            for s, t in zip(result.sequences, texts, strict=True)
-        )
-        return dataclasses.replace(result, sequences=sequences)
+        return [
+            _after(str(head), str(t), self, tail, list(s))
+            for s, t in zip(sequences, texts, strict=True)
+        ]
 
     async def stream(
         self, prompt: Sequence[int], options: SamplingOptions, *, n: int = 1, request_id: str
@@ -344,12 +365,20 @@ class VLLMEngine(TokenizerOps):
 
         ids = [f"{request_id}-{i}" for i in range(n)]
         collectors = []
+        # As in `generate`: vLLM's per-step detokenizing (of log-prob alternatives too) is spared
+        # when the watcher reads a candidate's text only once it ends; it is decoded then.
+        text_at_end = _text_at_end(options)
+        if text_at_end:
+            options = options.replace(detokenize=False)
         try:
             # Submitted back to back before any output is read, like `generate`, so that they
             # reach the engine core together and run as one batch.
             for i, rid in enumerate(ids):
                 params = self._cached_params(
-                    candidate_options(options, i), 1, RequestOutputKind.DELTA
+                    candidate_options(options, i),
+                    1,
+                    RequestOutputKind.DELTA,
+                    CANDIDATE_STREAM_INTERVAL,
                 )
                 collectors.append(await self._submit(prompt, params, rid))
         except BaseException:
@@ -357,7 +386,8 @@ class VLLMEngine(TokenizerOps):
             await asyncio.shield(self.abort(ids))
             raise
         sources = [
-            self._candidate(c, rid, len(prompt)) for c, rid in zip(collectors, ids, strict=True)
+            self._candidate(c, rid, prompt, text_at_end)
+            for c, rid in zip(collectors, ids, strict=True)
         ]
 
         async def stop_one(index: int) -> None:
@@ -368,26 +398,32 @@ class VLLMEngine(TokenizerOps):
         return MergedCandidates(sources, len(prompt), stop_one=stop_one)
 
     async def _candidate(
-        self, collector: Any, rid: str, prompt_len: int
+        self, collector: Any, rid: str, prompt: Sequence[int], text_at_end: bool
     ) -> AsyncIterator[StreamDelta | StreamEnd]:
-        """One candidate's deltas from its collector, then its StreamEnd."""
+        """One candidate's deltas from its collector, then its StreamEnd. With `text_at_end`
+        the deltas carry no text but the last, which carries all of it."""
         finished = False
+        token_ids: list[int] = []
         try:
             while not finished:
                 with self._errors():
                     out = collector.get_nowait() or await collector.get()
                 finished = bool(out.finished)
                 for o in out.outputs:
+                    text = o.text
+                    if text_at_end:
+                        token_ids.extend(o.token_ids)
+                        text = self._texts(prompt, [token_ids])[0] if finished else ""
                     yield StreamDelta(
                         index=0,
-                        text=o.text,
+                        text=text,
                         token_ids=tuple(o.token_ids),
                         logprobs=token_logprobs(o),
                         finish_reason=finish_reason(o) if finished else None,
                         stop_reason=o.stop_reason if isinstance(o.stop_reason, str) else None,
                     )
             yield StreamEnd(
-                prompt_tokens=len(out.prompt_token_ids or ()) or prompt_len,
+                prompt_tokens=len(out.prompt_token_ids or ()) or len(prompt),
                 cached_tokens=int(out.num_cached_tokens or 0),
             )
         finally:

@@ -32,7 +32,7 @@ from ponder.core.confidence import (
     lowest_group_confidence,
     tail_confidence,
 )
-from ponder.core.engine import GeneratedSequence, TokenLogprob
+from ponder.core.engine import GeneratedSequence, SamplingOptions, TokenLogprob
 
 from .base import RankedCandidate, Strategy, StrategyParams, StrategyResult
 from .context import StrategyContext
@@ -103,6 +103,13 @@ class DeepConf(Strategy):
     Params: ClassVar[type[StrategyParams]] = DeepConfParams
     params: DeepConfParams
 
+    def _options(self, ctx: StrategyContext) -> SamplingOptions:
+        """The request's options with the top log-probs confidence is read from. Their token
+        texts are not read (unless the client asked for log-probs), which spares the engine
+        decoding every alternative of every token."""
+        texts = ctx.options.logprobs is not None and ctx.options.logprob_texts
+        return ctx.options.replace(logprobs=self.params.top_logprobs, logprob_texts=texts)
+
     def _confidence(self, tokens: Sequence[TokenLogprob]) -> float | None:
         p = self.params
         if p.confidence == "tail":
@@ -112,7 +119,7 @@ class DeepConf(Strategy):
         return lowest_group_confidence(tokens, p.window)
 
     async def _offline(self, ctx: StrategyContext) -> tuple[list[GeneratedSequence], dict]:
-        options = ctx.options.replace(logprobs=self.params.top_logprobs)
+        options = self._options(ctx)
         generations = await ctx.sample(self.params.n, options=options)
         sequences = list(generations[0].sequences) if generations else []
         confidences = [self._confidence(s.logprobs or ()) for s in sequences]
@@ -125,7 +132,7 @@ class DeepConf(Strategy):
 
     async def _online(self, ctx: StrategyContext) -> tuple[list[GeneratedSequence], dict]:
         p = self.params
-        options = ctx.options.replace(logprobs=p.top_logprobs)
+        options = self._options(ctx)
         threshold: float | None = None
         warm: list[float] = []
         lowest: dict[int, float] = {}

@@ -21,7 +21,7 @@ with warnings.catch_warnings():
     from vllm.outputs import CompletionOutput, RequestOutput
     from vllm.v1.engine.output_processor import RequestOutputCollector
 
-    from ponder.server.vllm_engine import VLLMEngine
+    from ponder.server.vllm_engine import CANDIDATE_STREAM_INTERVAL, VLLMEngine
 
 
 class _Tokenizer:
@@ -30,6 +30,10 @@ class _Tokenizer:
 
     def get_vocab(self) -> dict[str, int]:
         return {"a": 1}
+
+    def decode(self, token_ids: list[int], skip_special_tokens: bool = True) -> str:
+        # Token 7, the one every step makes, reads "x"; the prompt's tokens read as nothing.
+        return "".join("x" for t in token_ids if t == 7)
 
 
 class _SteppingLLM:
@@ -124,3 +128,36 @@ async def test_candidates_are_requests_of_one_and_a_stopped_one_reports_what_vll
     assert llm.aborted == ["r-0"]
     assert end == StreamEnd(prompt_tokens=9, cached_tokens=0)
     assert engine.running_requests() == 0
+
+
+async def test_a_candidates_text_is_decoded_once_at_its_end_when_nothing_reads_it_sooner() -> None:
+    llm = _SteppingLLM([3, 2])
+    engine = VLLMEngine(llm, model_name="m", max_model_len=64, on_cpu=True, max_logprobs=20)
+    stream = await engine.stream_candidates(
+        [1, 2, 3], SamplingOptions(max_tokens=8), n=2, request_id="r"
+    )
+    # vLLM neither detokenizes every step nor hands over every token alone.
+    assert all(p.detokenize is False for _, p in llm.added)
+    assert all(p.stream_interval == CANDIDATE_STREAM_INTERVAL for _, p in llm.added)
+    texts: dict[int, list[str]] = {0: [], 1: []}
+    llm.step()
+    async with stream:
+        async for item in stream:
+            if isinstance(item, StreamDelta):
+                texts[item.index].append(item.text)
+                llm.step()
+    # Only each candidate's last delta carries text, and it is all of it.
+    assert [t[-1] for t in texts.values()] == ["xxx", "xx"]
+    assert all(t[:-1] and set(t[:-1]) == {""} for t in texts.values())
+
+
+async def test_a_candidate_with_stop_strings_is_detokenized_by_vllm() -> None:
+    llm = _SteppingLLM([1])
+    engine = VLLMEngine(llm, model_name="m", max_model_len=64, on_cpu=True, max_logprobs=20)
+    options = SamplingOptions(max_tokens=8, stop=("\n\n",))
+    stream = await engine.stream_candidates([1, 2, 3], options, n=1, request_id="r")
+    assert llm.added[0][1].detokenize is True
+    llm.step()
+    async with stream:
+        texts = [item.text async for item in stream if isinstance(item, StreamDelta)]
+    assert texts == ["x"]
