@@ -17,5 +17,6 @@ sets=()
 for task in chain_sum basic_arithmetic gsm_symbolic; do
   sets+=(--dataset "$here/tuning/$task.jsonl")
 done
-$ponder calibrate --server "$server" --no-progress ${LIMIT:+--limit "$LIMIT"} --concurrency "$concurrency" --max-tokens 256 \
-  --temperature 0.7 "${sets[@]}" --name heldout-regime --folds 5 --output "$table"
+$ponder calibrate --server "$server" --no-progress ${LIMIT:+--limit "$LIMIT"} \
+  --concurrency "$concurrency" --max-tokens 256 --temperature 0.7 "${sets[@]}" \
+  --name heldout-regime --folds 5 --output "$table"

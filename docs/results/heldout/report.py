@@ -4,11 +4,12 @@ the plot of accuracy against tokens; for configurations run with a trace, also t
 problems some candidate answered right (the ceiling a selection can reach). Writes summary.md
 and accuracy.png beside RESULTS.
 
-    .venv/bin/python docs/results/heldout/report.py RESULTS_JSONL [TITLE]
+    .venv/bin/python docs/results/heldout/report.py RESULTS_JSONL[.gz] [TITLE]
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import sys
 from pathlib import Path
@@ -22,7 +23,8 @@ TASKS = ("chain_sum", "basic_arithmetic", "gsm_symbolic")
 def main() -> None:
     path = Path(sys.argv[1])
     title = sys.argv[2] if len(sys.argv) > 2 else "held-out reasoning-gym problems"
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
+    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
     overall = summarize(rows)
     per_task = {
         task: {
