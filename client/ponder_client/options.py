@@ -160,7 +160,7 @@ class DeepConf(StrategyOptions):
     strategy: Literal["deepconf"] = "deepconf"
     n: int = Field(16, ge=1)
     mode: Literal["online", "offline"] = "online"
-    keep: float = Field(0.9, gt=0.0, le=1.0)
+    keep: float = Field(0.1, gt=0.0, le=1.0)
     confidence: Literal["lowest_group", "bottom_group", "tail"] = "lowest_group"
     window: int = Field(32, ge=1, le=4096)
     tail: int = Field(32, ge=1, le=4096)
