@@ -30,17 +30,18 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from itertools import accumulate
 from pathlib import Path
 
 from common import served
 
-from ponder.core.answers import extract_answer, tally
-from ponder.core.confidence import token_confidence
+from ponder.core.answers import exact_totals, extract_answer, tally
+from ponder.core.confidence import token_confidence, window_means
 from ponder.core.engine import SamplingOptions
 from ponder.evaluation.datasets import Problem, load_dataset
 from ponder.evaluation.statistics import wilson_interval
 from ponder.server.settings import Settings
-from ponder.strategies.deepconf import quantile
+from ponder.strategies.deepconf import consensus_reached, quantile
 from ponder.strategies.self_consistency import vote_decided
 
 SHAPES = ((2, 1), (3, 1), (2, 2))  # (terms, digits): the calibration's three kinds of problem
@@ -119,7 +120,7 @@ def adaptive(row: dict, min_samples: int, threshold: float) -> Outcome:
         answers[i] = samples[i]["answer"]
         finished.append(samples[i]["answer"])
         running = len(samples) - k - 1
-        counts = sorted(tally(finished).totals.values(), reverse=True)
+        counts = exact_totals(finished)
         if running and vote_decided(
             counts,
             finished=len(finished),
@@ -133,26 +134,16 @@ def adaptive(row: dict, min_samples: int, threshold: float) -> Outcome:
 
 
 def _running_lowest(values: Sequence[float], window: int) -> list[float | None]:
-    """After each token, the lowest group confidence so far (None before a whole window)."""
-    out: list[float | None] = []
-    running, lowest = 0.0, None
-    for k, v in enumerate(values):
-        running += v
-        if k >= window:
-            running -= values[k - window]
-        if k + 1 >= window:
-            current = running / window
-            lowest = current if lowest is None else min(lowest, current)
-        out.append(lowest)
-    return out
+    """After each token, the lowest group confidence so far (None before a whole window), as
+    `RunningGroupConfidence.lowest` reads it while the trace is generated."""
+    if len(values) < window:
+        return [None] * len(values)
+    return [*([None] * (window - 1)), *accumulate(window_means(values, window), min)]
 
 
 def _lowest(values: Sequence[float], window: int) -> float:
     """The whole trace's lowest group confidence (one group for a short trace)."""
-    if len(values) <= window:
-        return sum(values) / len(values) if values else 0.0
-    low = _running_lowest(values, window)[-1]
-    return low if low is not None else 0.0
+    return min(window_means(values, window), default=0.0)
 
 
 def deepconf_online(
@@ -187,16 +178,11 @@ def deepconf_online(
                 for j in [j for j in live if lengths[j] > step and below(j, step)]:
                     live.discard(j)
                     end[j] = step
-            if threshold is None or not live or consensus >= 1.0:
+            if threshold is None or not live:
                 continue
             kept = [k for k in finished if lowest[k] >= threshold]
-            totals = sorted(
-                tally(
-                    [samples[k]["answer"] for k in kept], [max(lowest[k], 0.0) for k in kept]
-                ).totals.values(),
-                reverse=True,
-            )
-            if totals and sum(totals) > 0 and totals[0] / sum(totals) >= consensus:
+            answers = [samples[k]["answer"] for k in kept]
+            if consensus_reached(answers, [lowest[k] for k in kept], consensus):
                 for j in live:
                     end[j] = step
                 live.clear()

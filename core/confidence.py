@@ -26,6 +26,7 @@ __all__ = [
     "self_certainty",
     "tail_confidence",
     "token_confidence",
+    "window_means",
 ]
 
 
@@ -44,9 +45,13 @@ def token_confidence(token: TokenLogprob) -> float:
 def group_confidences(tokens: Sequence[TokenLogprob], window: int) -> list[float]:
     """Mean token confidence over every sliding window of `window` tokens (one value when the
     sequence is shorter than the window)."""
+    return window_means([token_confidence(t) for t in tokens], window)
+
+
+def window_means(values: Sequence[float], window: int) -> list[float]:
+    """`group_confidences` of token confidences already computed (recorded traces replay it)."""
     if window < 1:
         raise ValueError("window must be at least 1")
-    values = [token_confidence(t) for t in tokens]
     if not values:
         return []
     if len(values) <= window:

@@ -37,7 +37,7 @@ from ponder.core.engine import GeneratedSequence, SamplingOptions, TokenLogprob
 from .base import RankedCandidate, Strategy, StrategyParams, StrategyResult
 from .context import StrategyContext
 
-__all__ = ["DeepConf", "DeepConfParams", "quantile"]
+__all__ = ["DeepConf", "DeepConfParams", "consensus_reached", "quantile"]
 
 Measure = Literal["lowest_group", "bottom_group", "tail"]
 
@@ -90,6 +90,18 @@ def quantile(values: Sequence[float], q: float) -> float:
     low = math.floor(at)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (at - low)
+
+
+def consensus_reached(
+    answers: Sequence[str | None], confidences: Sequence[float], consensus: float
+) -> bool:
+    """Whether the leading answer holds `consensus` of the confidence-weighted vote of these
+    traces (1: never)."""
+    if consensus >= 1.0:
+        return False
+    totals = exact_totals(answers, [max(c, 0.0) for c in confidences])
+    total = sum(totals)
+    return bool(totals) and total > 0 and totals[0] / total >= consensus
 
 
 def _below(value: float | None, threshold: float) -> bool:
@@ -183,15 +195,11 @@ class DeepConf(Strategy):
         return sequences, details
 
     def _agreed(self, answers: dict[int, str | None], lowest: dict[int, float], cut: float) -> bool:
-        """Whether the confidence-weighted vote of the finished traces above the threshold
-        gives the leading answer `consensus` of the weight."""
-        if self.params.consensus >= 1.0:
-            return False
+        """Whether the finished traces above the threshold have reached consensus."""
         kept = [i for i in answers if lowest[i] >= cut]
-        totals = exact_totals([answers[i] for i in kept], [max(lowest[i], 0.0) for i in kept])
-        if not totals or sum(totals) <= 0:
-            return False
-        return totals[0] / sum(totals) >= self.params.consensus
+        return consensus_reached(
+            [answers[i] for i in kept], [lowest[i] for i in kept], self.params.consensus
+        )
 
     async def run(self, ctx: StrategyContext) -> StrategyResult:
         run = self._online if self.params.mode == "online" else self._offline
