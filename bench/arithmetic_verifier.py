@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import json
 import logging
-import math
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -30,6 +29,7 @@ from common import served
 
 from ponder.core.answers import extract_answer, tally
 from ponder.evaluation.datasets import Problem, load_dataset
+from ponder.evaluation.statistics import wilson_interval
 from ponder.server.settings import Settings
 from ponder.verifiers.arithmetic import ArithmeticVerifier
 from ponder.verifiers.base import Aggregation, Candidate, Question
@@ -108,15 +108,6 @@ async def sample(
             await asyncio.gather(*(one(t, p) for t, p in chosen))
 
 
-def wilson(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
-    if total == 0:
-        return 0.0, 0.0
-    p = successes / total
-    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
-    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
-    return centre - half, centre + half
-
-
 async def score(path: Path, aggregation: Aggregation, sets: dict[str, str] | None) -> None:
     by_id = {p.id: (task, p) for task, p in problems(sets)}
     verifier = ArithmeticVerifier(aggregation=aggregation)
@@ -145,7 +136,7 @@ async def score(path: Path, aggregation: Aggregation, sets: dict[str, str] | Non
         n = c["problems"]
         cells = []
         for key in ("best_of_8", "any_of_8", "majority"):
-            low, high = wilson(c[key], n)
+            low, high = wilson_interval(c[key], n)
             cells.append(f"{c[key] / n:.1%} [{low:.0%}, {high:.0%}]")
         mean_tokens = sum(tokens[task]) / n
         print(f"| {task} | {n} | {' | '.join(cells)} | {mean_tokens:.0f} |")

@@ -38,21 +38,15 @@ def main() -> None:
     ]
     ceilings = []
     for s in overall:
-        cells = []
-        for task in TASKS:
-            t = per_task[task].get(s["config"])
-            cells.append(
-                f"{t['accuracy']:.1%} ({format_interval(t['accuracy_low'], t['accuracy_high'])})"
-                if t
-                else "-"
-            )
-        interval = format_interval(s["accuracy_low"], s["accuracy_high"])
+        config = s["config"]
+        cells = [_cell(per_task[task].get(config), "accuracy") for task in TASKS]
         lines.append(
-            f"| {s['config']} | " + " | ".join(cells) + f" | {s['accuracy']:.1%} ({interval}) | "
+            f"| {config} | " + " | ".join(cells) + f" | {_cell(s, 'accuracy')} | "
             f"{s['generated_tokens']:.0f} | {s['wall_s']:.2f} |"
         )
         if "any_correct" in s:
-            ceilings.append(_ceiling_line(s["config"], per_task))
+            ceiling = [_cell(per_task[task].get(config), "any_correct") for task in TASKS]
+            ceilings.append(f"| {config} | " + " | ".join(ceiling) + " |")
     if ceilings:
         lines += [
             "",
@@ -68,16 +62,11 @@ def main() -> None:
     sys.stdout.write(table)
 
 
-def _ceiling_line(config: str, per_task: dict[str, dict[str, dict]]) -> str:
-    cells = []
-    for task in TASKS:
-        t = per_task[task].get(config)
-        if not t or "any_correct" not in t:
-            cells.append("-")
-            continue
-        interval = format_interval(t["any_correct_low"], t["any_correct_high"])
-        cells.append(f"{t['any_correct']:.1%} ({interval})")
-    return f"| {config} | " + " | ".join(cells) + " |"
+def _cell(summary: dict | None, key: str) -> str:
+    """A rate with its interval ("accuracy" or "any_correct"), or "-" where there is none."""
+    if not summary or key not in summary:
+        return "-"
+    return f"{summary[key]:.1%} ({format_interval(summary[key + '_low'], summary[key + '_high'])})"
 
 
 if __name__ == "__main__":
