@@ -9,16 +9,16 @@ strategies' own decision functions, where measuring each on the engine takes min
 
 1. `sample` (starts an engine: run it under the engine lock) draws 16 samples of each tuning
    problem (reasoning-gym chain_sum and basic_arithmetic at the policy calibration's difficulty,
-   seeds 2901-2906, used by no calibration or held-out set), 256 tokens, temperature 0.7, top-5
-   log-probs, and writes one JSON line per problem.
+   six seeds from `--seed`, 2901-2906 by default, used by no calibration or held-out set), 256
+   tokens, temperature 0.7, top-5 log-probs, and writes one JSON line per problem.
 2. `replay` prints accuracy (Wilson 95 %) and tokens per problem of self-consistency@4/8/16 and
    of each rule setting, as a share of self-consistency@16's tokens.
 
     flock /tmp/ponder-engine.lock .venv/bin/python bench/adaptive_replay.py sample samples.jsonl
-    .venv/bin/python bench/adaptive_replay.py replay samples.jsonl
+    .venv/bin/python bench/adaptive_replay.py replay samples.jsonl [more.jsonl ...]
 
-The samples behind docs/results/adaptive/tuning.md are kept there (`samples.jsonl.gz`; `replay`
-reads it as it is).
+The samples behind docs/results/adaptive/tuning.md are kept there (`samples.jsonl.gz`, seeds
+2901-2906, and `samples-2911.jsonl.gz`, seeds 2911-2916; `replay` reads them as they are).
 """
 
 from __future__ import annotations
@@ -48,9 +48,9 @@ SHAPES = ((2, 1), (3, 1), (2, 2))  # (terms, digits): the calibration's three ki
 SAMPLES, MAX_TOKENS, TEMPERATURE, TOP_LOGPROBS = 16, 256, 0.7, 5
 
 
-def tuning_sets(per_shape: int) -> list[str]:
+def tuning_sets(per_shape: int, seed: int = 2901) -> list[str]:
     sets = []
-    for task, base in (("chain_sum", 2901), ("basic_arithmetic", 2904)):
+    for task, base in (("chain_sum", seed), ("basic_arithmetic", seed + len(SHAPES))):
         for offset, (terms, digits) in enumerate(SHAPES):
             sets.append(
                 f"rg:{task}?size={per_shape}&seed={base + offset}&min_terms={terms}"
@@ -59,8 +59,8 @@ def tuning_sets(per_shape: int) -> list[str]:
     return sets
 
 
-async def sample(output: Path, per_shape: int, concurrency: int) -> None:
-    problems = [p for spec in tuning_sets(per_shape) for p in load_dataset(spec)]
+async def sample(output: Path, per_shape: int, concurrency: int, seed: int) -> None:
+    problems = [p for spec in tuning_sets(per_shape, seed) for p in load_dataset(spec)]
     options = SamplingOptions(
         max_tokens=MAX_TOKENS,
         temperature=TEMPERATURE,
@@ -192,9 +192,13 @@ def deepconf_online(
     return answers, weights, sum(end)
 
 
-def replay(path: Path) -> None:
+def _read(path: Path) -> list[dict]:
     text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
-    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def replay(paths: Sequence[Path]) -> None:
+    rows = [row for path in paths for row in _read(path)]
     base_tokens = sum(fixed(r, 16)[1] for r in rows) / len(rows)
 
     def line(name: str, run: Callable[[dict], tuple[bool, int]]) -> None:
@@ -218,14 +222,14 @@ def replay(path: Path) -> None:
     for n in (4, 8, 16):
         line(f"self_consistency@{n}", lambda r, n=n: voted(fixed(r, n), r))
     for min_samples in (2, 4):
-        for threshold in (0.7, 0.8, 0.9, 0.95, 1.0):
+        for threshold in (0.6, 0.7, 0.8, 0.9, 0.95, 1.0):
             line(
                 f"adaptive min {min_samples} threshold {threshold}",
                 lambda r, m=min_samples, t=threshold: voted(adaptive(r, m, t), r),
             )
     for keep in (0.9, 0.5, 0.1):
         for warmup in (3, 4, 6):
-            for consensus in (0.8, 0.95, 1.0):
+            for consensus in (0.6, 0.8, 0.95, 1.0):
 
                 def run(r: dict, k=keep, w=warmup, c=consensus) -> tuple[bool, int]:
                     answers, weights, tokens = deepconf_online(r, k, w, c)
@@ -241,11 +245,12 @@ def main() -> None:
     s.add_argument("output", type=Path)
     s.add_argument("--per-shape", type=int, default=20)
     s.add_argument("--concurrency", type=int, default=8)
+    s.add_argument("--seed", type=int, default=2901, help="the first of six consecutive seeds")
     r = sub.add_parser("replay")
-    r.add_argument("samples", type=Path)
+    r.add_argument("samples", type=Path, nargs="+", help="sample files, replayed together")
     args = parser.parse_args()
     if args.command == "sample":
-        asyncio.run(sample(args.output, args.per_shape, args.concurrency))
+        asyncio.run(sample(args.output, args.per_shape, args.concurrency, args.seed))
     else:
         replay(args.samples)
 

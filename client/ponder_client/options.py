@@ -160,13 +160,13 @@ class DeepConf(StrategyOptions):
     strategy: Literal["deepconf"] = "deepconf"
     n: int = Field(16, ge=1)
     mode: Literal["online", "offline"] = "online"
-    keep: float = Field(0.1, gt=0.0, le=1.0)
+    keep: float = Field(0.5, gt=0.0, le=1.0)
     confidence: Literal["lowest_group", "bottom_group", "tail"] = "lowest_group"
     window: int = Field(32, ge=1, le=4096)
     tail: int = Field(32, ge=1, le=4096)
     top_logprobs: int = Field(5, ge=1, le=20)
-    warmup: int = Field(4, ge=1)
-    consensus: float = Field(0.95, gt=0.5, le=1.0)
+    warmup: int = Field(3, ge=1)
+    consensus: float = Field(0.6, gt=0.5, le=1.0)
 
 
 class ComputeOptimal(StrategyOptions):

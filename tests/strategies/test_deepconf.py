@@ -88,3 +88,29 @@ async def test_online_stops_the_rest_at_consensus() -> None:
     assert result.candidates[result.ranking[0]].answer == "7"
     assert all(c.sequence.finish_reason == "abort" for c in result.candidates[3:])
     assert ctx.usage.completion_tokens < 3 * 6 + 2 * len(long)
+
+
+async def test_online_defaults_stop_the_rest_when_the_two_surest_of_three_agree() -> None:
+    long = "sure " + "steady " * 30 + "so 8"
+    engine = scripted(["meh 5", "sure 7", "fine 7", *[long] * 13])
+    ctx = make_context(engine, max_tokens=256)
+    result = await DeepConf(params()).run(ctx)
+    assert len(engine.calls) == 1 and engine.calls[0].n == 16
+    # keep 0.5 of a warm-up of 3: the threshold is the median of 2, 5 and 3.
+    assert result.details["threshold"] == pytest.approx(3.0)
+    assert [c.answer for c in result.candidates[:3]] == [None, "7", "7"]
+    assert result.details["stopped"] == 13 and result.details["stopped_low_confidence"] == 0
+    assert result.candidates[result.ranking[0]].answer == "7"
+
+
+async def test_online_defaults_go_on_while_the_two_surest_disagree() -> None:
+    soon = "sure " + "steady " * 10 + "so 7"
+    late = "sure " + "steady " * 30 + "so 8"
+    engine = scripted(["sure 7", "sure 6", "meh 5", soon, *[late] * 12])
+    result = await DeepConf(params()).run(make_context(engine, max_tokens=256))
+    # 7 and 6 hold half the kept vote each, under the consensus of 0.6: the rest go on until
+    # the next trace makes it 7 by two thirds.
+    assert result.candidates[3].sequence.finish_reason == "stop"
+    assert result.details["stopped"] == 12
+    assert result.details["votes"] == {"7": pytest.approx(10.0), "6": pytest.approx(5.0)}
+    assert result.candidates[result.ranking[0]].answer == "7"
