@@ -110,8 +110,9 @@ def fixed(row: dict, n: int) -> Outcome:
     return [s["answer"] for s in samples], sum(s["tokens"] for s in samples)
 
 
-def adaptive(row: dict, min_samples: int, threshold: float) -> Outcome:
-    """`SelfConsistency._adaptive` in lockstep: samples finish in order of length."""
+def adaptive(row: dict, min_samples: int, threshold: float, lag: int = 0) -> Outcome:
+    """`SelfConsistency._adaptive` in lockstep: samples finish in order of length; a stopped
+    sample still makes `lag` tokens (the engine gets the abort some steps later)."""
     samples = row["samples"]
     order = sorted(range(len(samples)), key=lambda i: samples[i]["tokens"])
     answers: list[str | None] = [None] * len(samples)
@@ -128,7 +129,7 @@ def adaptive(row: dict, min_samples: int, threshold: float) -> Outcome:
             min_samples=min_samples,
             threshold=threshold,
         ):
-            stop = samples[i]["tokens"]
+            stop = samples[i]["tokens"] + lag
             return answers, sum(min(s["tokens"], stop) for s in samples)
     return answers, sum(s["tokens"] for s in samples)
 
@@ -147,11 +148,12 @@ def _lowest(values: Sequence[float], window: int) -> float:
 
 
 def deepconf_online(
-    row: dict, keep: float, warmup: int, consensus: float, window: int = 32
+    row: dict, keep: float, warmup: int, consensus: float, window: int = 32, lag: int = 0
 ) -> tuple[list[str | None], list[float], int]:
     """`DeepConf._online` in lockstep: the first `warmup` to finish set the threshold; from then
     on a trace stops at the first step its lowest group confidence is below it; once the
-    weighted vote of the finished traces above it reaches `consensus`, the rest stop."""
+    weighted vote of the finished traces above it reaches `consensus`, the rest stop. A stopped
+    trace still makes `lag` tokens, counted but never voted."""
     samples = row["samples"]
     count = len(samples)
     lengths = [s["tokens"] for s in samples]
@@ -169,7 +171,7 @@ def deepconf_online(
     for step in range(1, max(lengths, default=0) + 1):
         for j in [j for j in live if lengths[j] > step and below(j, step)]:
             live.discard(j)
-            end[j] = step
+            end[j] = min(step + lag, lengths[j])
         for i in [i for i in live if lengths[i] == step]:
             live.discard(i)
             finished.append(i)
@@ -177,14 +179,14 @@ def deepconf_online(
                 threshold = quantile([lowest[j] for j in finished], 1.0 - keep)
                 for j in [j for j in live if lengths[j] > step and below(j, step)]:
                     live.discard(j)
-                    end[j] = step
+                    end[j] = min(step + lag, lengths[j])
             if threshold is None or not live:
                 continue
             kept = [k for k in finished if lowest[k] >= threshold]
             answers = [samples[k]["answer"] for k in kept]
             if consensus_reached(answers, [lowest[k] for k in kept], consensus):
                 for j in live:
-                    end[j] = step
+                    end[j] = min(step + lag, lengths[j])
                 live.clear()
     voting = set(finished) if threshold is None else {i for i in finished if lowest[i] >= threshold}
     answers = [samples[i]["answer"] if i in voting else None for i in range(count)]
@@ -197,7 +199,7 @@ def _read(path: Path) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def replay(paths: Sequence[Path]) -> None:
+def replay(paths: Sequence[Path], lag: int) -> None:
     rows = [row for path in paths for row in _read(path)]
     base_tokens = sum(fixed(r, 16)[1] for r in rows) / len(rows)
 
@@ -225,14 +227,14 @@ def replay(paths: Sequence[Path]) -> None:
         for threshold in (0.6, 0.7, 0.8, 0.9, 0.95, 1.0):
             line(
                 f"adaptive min {min_samples} threshold {threshold}",
-                lambda r, m=min_samples, t=threshold: voted(adaptive(r, m, t), r),
+                lambda r, m=min_samples, t=threshold: voted(adaptive(r, m, t, lag), r),
             )
     for keep in (0.9, 0.5, 0.1):
         for warmup in (3, 4, 6):
             for consensus in (0.6, 0.8, 0.95, 1.0):
 
                 def run(r: dict, k=keep, w=warmup, c=consensus) -> tuple[bool, int]:
-                    answers, weights, tokens = deepconf_online(r, k, w, c)
+                    answers, weights, tokens = deepconf_online(r, k, w, c, lag=lag)
                     return _majority_correct(r, answers, weights), tokens
 
                 line(f"deepconf keep {keep} warmup {warmup} consensus {consensus}", run)
@@ -248,11 +250,17 @@ def main() -> None:
     s.add_argument("--seed", type=int, default=2901, help="the first of six consecutive seeds")
     r = sub.add_parser("replay")
     r.add_argument("samples", type=Path, nargs="+", help="sample files, replayed together")
+    r.add_argument(
+        "--stop-lag",
+        type=int,
+        default=0,
+        help="tokens a stopped sample still makes after the decision (counted, never voted)",
+    )
     args = parser.parse_args()
     if args.command == "sample":
         asyncio.run(sample(args.output, args.per_shape, args.concurrency, args.seed))
     else:
-        replay(args.samples)
+        replay(args.samples, args.stop_lag)
 
 
 if __name__ == "__main__":

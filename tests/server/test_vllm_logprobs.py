@@ -22,7 +22,7 @@ with warnings.catch_warnings():
     from ponder.server.vllm_convert import sampling_params, token_logprobs
 
 # Per position as the sampler sends it: the sampled token first (with its rank), then the top k.
-POSITIONS = [
+POSITIONS: list[tuple[list[int], list[float], list[str | None], int]] = [
     # The sampled token is the most likely one, so it is listed twice.
     ([11, 11, 12, 13], [-0.1, -0.1, -2.5, -3.0], ["a", "a", "b", "c"], 1),
     # The sampled token is outside the top 3.
