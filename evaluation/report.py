@@ -112,16 +112,9 @@ def plot_accuracy(summary: Sequence[dict[str, Any]], path: Path, title: str = ""
         axes.errorbar(
             [p["generated_tokens"] for p in points],
             accuracy,
-            # Clamped: at 0 % or 100 % rounding can put a bound a hair past the accuracy.
             yerr=[
-                [
-                    max(0.0, a - 100 * p["accuracy_low"])
-                    for a, p in zip(accuracy, points, strict=True)
-                ],
-                [
-                    max(0.0, 100 * p["accuracy_high"] - a)
-                    for a, p in zip(accuracy, points, strict=True)
-                ],
+                [a - 100 * p["accuracy_low"] for a, p in zip(accuracy, points, strict=True)],
+                [100 * p["accuracy_high"] - a for a, p in zip(accuracy, points, strict=True)],
             ],
             marker="o",
             capsize=3,
