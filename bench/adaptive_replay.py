@@ -84,7 +84,11 @@ async def sample(output: Path, per_shape: int, concurrency: int, seed: int) -> N
                         "tokens": s.num_tokens,
                         "answer": answer,
                         "correct": await asyncio.to_thread(problem.check, answer),
-                        "confidence": [round(token_confidence(t), 4) for t in s.logprobs or ()],
+                        # DeepConf's reading, the top k alone (sample files before 2026-11-27
+                        # also averaged in a sampled token outside the top k).
+                        "confidence": [
+                            round(token_confidence(t, TOP_LOGPROBS), 4) for t in s.logprobs or ()
+                        ],
                     }
                 )
             return {"id": problem.id, "expected": problem.answer, "samples": samples}

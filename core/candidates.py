@@ -12,7 +12,8 @@ one, in arrival order, and stops single candidates. An engine hands it one sourc
 way to stop one that lets the source end by itself with a last delta holding what the engine had
 already generated (the in-process engine aborts the vLLM request and reads what vLLM had produced
 and counted by then), so that usage is exact. Without one, stopping cancels the source, which
-closes its request.
+closes its request. An engine that can stop a candidate itself when its confidence falls below a
+floor (the in-process vLLM engine, `server/vllm_confidence_stop.py`) hands over how to set it.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ from types import TracebackType
 
 from .engine import SamplingOptions, StreamDelta, StreamEnd
 
-__all__ = ["MergedCandidates", "StopCandidate", "candidate_options"]
+__all__ = ["MergedCandidates", "StopBelow", "StopCandidate", "candidate_options"]
 
 # Candidate i of a seeded request samples with seed + i * stride, so candidates differ and the same
 # request draws the same candidates again.
 _SEED_STRIDE = 7_927
 
 StopCandidate = Callable[[int], Awaitable[None]]
+StopBelow = Callable[[float], Awaitable[None]]
 _Item = StreamDelta | StreamEnd | BaseException | None
 
 
@@ -55,10 +57,12 @@ class MergedCandidates:
         prompt_tokens: int,
         *,
         stop_one: StopCandidate | None = None,
+        stop_below: StopBelow | None = None,
     ) -> None:
         self.n = len(sources)
         self._prompt_tokens = prompt_tokens
         self._stop_one = stop_one
+        self._stop_below = stop_below
         self._queue: asyncio.Queue[tuple[int, _Item]] = asyncio.Queue()
         self._finished = [False] * self.n
         self._stopping = [False] * self.n
@@ -106,6 +110,11 @@ class MergedCandidates:
         for i in wanted:
             self._tasks[i].cancel()
         await asyncio.gather(*(self._tasks[i] for i in wanted), return_exceptions=True)
+
+    async def stop_below(self, floor: float) -> None:
+        """Have the engine stop candidates whose confidence falls below `floor`, where it can."""
+        if self._stop_below is not None and self.running():
+            await self._stop_below(floor)
 
     def __aiter__(self) -> MergedCandidates:
         return self

@@ -26,26 +26,38 @@ __all__ = [
     "self_certainty",
     "tail_confidence",
     "token_confidence",
+    "top_confidence",
     "window_means",
 ]
 
 
-def token_confidence(token: TokenLogprob) -> float:
+def token_confidence(token: TokenLogprob, top_k: int | None = None) -> float:
     """DeepConf's token confidence: minus the mean log-prob of the top-k alternatives.
 
     A peaked distribution puts little mass on the alternatives, so their log-probs are very
     negative and the value is large. Without alternatives it reads the sampled token alone,
     as -log(1 - p): a token the model was sure of scores high.
+
+    An engine lists the sampled token among the alternatives, last, when it is not one of the
+    top k; `top_k` reads the k best alone, which depends only on the distribution the token was
+    drawn from, as an engine can compute it before sampling (`top_confidence`).
     """
     if token.top:
-        return -sum(lp for _, _, lp in token.top) / len(token.top)
+        return top_confidence([lp for _, _, lp in token.top[:top_k]])
     return -math.log1p(-min(math.exp(token.logprob), 1.0 - 1e-9))
 
 
-def group_confidences(tokens: Sequence[TokenLogprob], window: int) -> list[float]:
+def top_confidence(logprobs: Sequence[float]) -> float:
+    """Token confidence from the log-probs of the best alternatives, best first."""
+    return -sum(logprobs) / len(logprobs)
+
+
+def group_confidences(
+    tokens: Sequence[TokenLogprob], window: int, top_k: int | None = None
+) -> list[float]:
     """Mean token confidence over every sliding window of `window` tokens (one value when the
     sequence is shorter than the window)."""
-    return window_means([token_confidence(t) for t in tokens], window)
+    return window_means([token_confidence(t, top_k) for t in tokens], window)
 
 
 def window_means(values: Sequence[float], window: int) -> list[float]:
@@ -64,18 +76,22 @@ def window_means(values: Sequence[float], window: int) -> list[float]:
     return groups
 
 
-def lowest_group_confidence(tokens: Sequence[TokenLogprob], window: int) -> float | None:
+def lowest_group_confidence(
+    tokens: Sequence[TokenLogprob], window: int, top_k: int | None = None
+) -> float | None:
     """The least confident stretch of a trace (DeepConf's "lowest group confidence")."""
-    groups = group_confidences(tokens, window)
+    groups = group_confidences(tokens, window, top_k)
     return min(groups) if groups else None
 
 
-def tail_confidence(tokens: Sequence[TokenLogprob], tail: int) -> float | None:
+def tail_confidence(
+    tokens: Sequence[TokenLogprob], tail: int, top_k: int | None = None
+) -> float | None:
     """Mean token confidence over the last `tail` tokens, where the answer is stated."""
     if not tokens:
         return None
     last = tokens[-tail:]
-    return sum(token_confidence(t) for t in last) / len(last)
+    return sum(token_confidence(t, top_k) for t in last) / len(last)
 
 
 def mean_token_confidence(tokens: Sequence[TokenLogprob]) -> float | None:
@@ -133,11 +149,11 @@ def self_certainty(tokens: Sequence[TokenLogprob], vocab_size: int) -> float | N
 
 
 def bottom_group_confidence(
-    tokens: Sequence[TokenLogprob], window: int, share: float = 0.1
+    tokens: Sequence[TokenLogprob], window: int, share: float = 0.1, top_k: int | None = None
 ) -> float | None:
     """Mean of the least confident `share` of a trace's group confidences (DeepConf's
     "bottom-10% group confidence"; at least one group)."""
-    groups = sorted(group_confidences(tokens, window))
+    groups = sorted(group_confidences(tokens, window, top_k))
     if not groups:
         return None
     lowest = groups[: max(1, math.ceil(share * len(groups)))]
@@ -152,10 +168,11 @@ class RunningGroupConfidence:
     the whole trace, without reading the trace again at every token.
     """
 
-    def __init__(self, window: int) -> None:
+    def __init__(self, window: int, top_k: int | None = None) -> None:
         if window < 1:
             raise ValueError("window must be at least 1")
         self.window = window
+        self.top_k = top_k
         self._values: list[float] = []
         self._running = 0.0
         self.current: float | None = None
@@ -163,13 +180,14 @@ class RunningGroupConfidence:
 
     def add(self, tokens: Sequence[TokenLogprob]) -> None:
         for token in tokens:
-            value = token_confidence(token)
-            self._values.append(value)
-            self._running += value
-            if len(self._values) > self.window:
-                self._running -= self._values[-self.window - 1]
-            if len(self._values) >= self.window:
-                self.current = self._running / self.window
-                self.lowest = (
-                    self.current if self.lowest is None else min(self.lowest, self.current)
-                )
+            self.add_value(token_confidence(token, self.top_k))
+
+    def add_value(self, value: float) -> None:
+        """One more token's confidence (an engine that computes it itself, before sampling)."""
+        self._values.append(value)
+        self._running += value
+        if len(self._values) > self.window:
+            self._running -= self._values[-self.window - 1]
+        if len(self._values) >= self.window:
+            self.current = self._running / self.window
+            self.lowest = self.current if self.lowest is None else min(self.lowest, self.current)

@@ -88,6 +88,10 @@ class SamplingOptions:
     # Whether the log-probs' token texts are read, or only their values (a verifier's confidence):
     # an engine may then leave `TokenLogprob.token` and the alternatives' texts empty.
     logprob_texts: bool = True
+    # Lets `CandidateStream.stop_below` stop candidates inside the engine: it then tracks each
+    # sequence's group confidence over this many tokens, from its top `logprobs` alternatives
+    # (core/confidence.py), and ends a sequence at the first token whose group falls below.
+    confidence_window: int | None = None
 
     def replace(self, **changes: Any) -> SamplingOptions:
         return dataclasses.replace(self, **changes)
@@ -185,6 +189,14 @@ class CandidateStream(Protocol):
     async def stop(self, indices: Iterable[int] | None = None) -> None:
         """Stop these candidates (default: all that still run); their last deltas follow, with
         every token the engine generated for them."""
+        ...
+
+    async def stop_below(self, floor: float) -> None:
+        """From now on, have the engine end each running candidate at the first token where its
+        group confidence (over `SamplingOptions.confidence_window` tokens) is below `floor`,
+        with no lag; it ends as stopped at an end-of-sequence token, "stop". An engine that
+        cannot does nothing: the caller still watches the tokens and stops candidates itself,
+        which reaches the engine some tokens late."""
         ...
 
     def __aiter__(self) -> AsyncIterator[StreamDelta | StreamEnd]: ...

@@ -13,7 +13,13 @@ from typing import Any
 
 from .settings import Settings
 
-__all__ = ["ParallelismError", "check_parallelism", "policy_engine_args", "policy_gpus"]
+__all__ = [
+    "ParallelismError",
+    "check_parallelism",
+    "confidence_stop_args",
+    "policy_engine_args",
+    "policy_gpus",
+]
 
 _CPU_BLOCK_SIZE = 32
 
@@ -88,4 +94,16 @@ def policy_engine_args(
         args["max_num_batched_tokens"] = settings.max_num_batched_tokens
     if settings.distributed_executor_backend is not None:
         args["distributed_executor_backend"] = settings.distributed_executor_backend
+    args.update(confidence_stop_args())
     return args
+
+
+def confidence_stop_args() -> dict[str, Any]:
+    """The logits processor and worker extension that stop DeepConf's traces inside the engine
+    (`vllm_confidence_stop.py`), where this vLLM takes custom logits processors (V1, 0.10.2 on);
+    without them the strategy stops traces by aborting them, some tokens late."""
+    if importlib.util.find_spec("vllm.v1.sample.logits_processor") is None:
+        return {}
+    from .vllm_confidence_stop import EXTENSION, PROCESSOR
+
+    return {"logits_processors": [PROCESSOR], "worker_extension_cls": EXTENSION}

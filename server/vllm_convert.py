@@ -83,12 +83,19 @@ def _sampling_defaults() -> dict[str, Any]:
 
 
 def sampling_params(
-    options: SamplingOptions, n: int, kind: Any, *, seeded: bool, stream_interval: int = 1
+    options: SamplingOptions,
+    n: int,
+    kind: Any,
+    *,
+    seeded: bool,
+    stream_interval: int = 1,
+    extra_args: dict[str, Any] | None = None,
 ) -> Any:
     """vLLM's SamplingParams for `options`; vLLM's refusals become EngineInputError.
 
     `stream_interval` > 1 has a streamed request's new tokens handed over that many at a time
-    (and always at its end), where this vLLM supports it.
+    (and always at its end), where this vLLM supports it. `extra_args` reach the engine's
+    logits processors (`vllm_confidence_stop.py`).
     """
     from vllm import SamplingParams
 
@@ -107,6 +114,7 @@ def sampling_params(
         # Log-probs as a few flat lists per request instead of a dict and a Logprob object per
         # alternative of every token: less work in this process per token.
         "flat_logprobs": options.logprobs is not None,
+        "extra_args": extra_args,
     }
     # Only what differs from vLLM's defaults: explicitly passed defaults were measured to slow
     # the engine's steps by about 5% (bench/beam_search.py). Fields this vLLM lacks

@@ -127,9 +127,19 @@ class VLLMEngine(TokenizerOps):
     """`Engine` on vLLM's `AsyncLLM`, started in this process (its core runs in a child)."""
 
     def __init__(
-        self, llm: Any, *, model_name: str, max_model_len: int, on_cpu: bool, max_logprobs: int
+        self,
+        llm: Any,
+        *,
+        model_name: str,
+        max_model_len: int,
+        on_cpu: bool,
+        max_logprobs: int,
+        confidence_stop: bool = False,
     ) -> None:
         self._llm = llm
+        # Whether the engine runs vllm_confidence_stop's processor (candidates stop below a
+        # confidence floor inside the engine).
+        self._confidence_stop = confidence_stop
         self._tokenizer = llm.get_tokenizer()
         self._running: set[str] = set()
         self.model_name = model_name
@@ -166,8 +176,8 @@ class VLLMEngine(TokenizerOps):
         if cpu:
             # Before the engine's processes start: they read these variables.
             apply_cpu_defaults(settings)
-        args = AsyncEngineArgs(**policy_engine_args(settings, model_path, model_name, cpu=cpu))
-        llm = AsyncLLM.from_engine_args(args)
+        engine_args = policy_engine_args(settings, model_path, model_name, cpu=cpu)
+        llm = AsyncLLM.from_engine_args(AsyncEngineArgs(**engine_args))
         max_len = int(llm.model_config.max_model_len)
         return cls(
             llm,
@@ -175,13 +185,26 @@ class VLLMEngine(TokenizerOps):
             max_model_len=max_len,
             on_cpu=cpu,
             max_logprobs=settings.max_logprobs,
+            confidence_stop=bool(engine_args.get("logits_processors")),
         )
 
     # -- generation ----------------------------------------------------------------------------
 
-    def _params(self, options: SamplingOptions, n: int, kind: Any, stream_interval: int = 1) -> Any:
+    def _params(
+        self,
+        options: SamplingOptions,
+        n: int,
+        kind: Any,
+        stream_interval: int = 1,
+        extra_args: dict[str, Any] | None = None,
+    ) -> Any:
         return sampling_params(
-            options, n, kind, seeded=self.supports_seed, stream_interval=stream_interval
+            options,
+            n,
+            kind,
+            seeded=self.supports_seed,
+            stream_interval=stream_interval,
+            extra_args=extra_args,
         )
 
     @contextmanager
@@ -370,15 +393,17 @@ class VLLMEngine(TokenizerOps):
         text_at_end = _text_at_end(options)
         if text_at_end:
             options = options.replace(detokenize=False)
+        marker = self._stop_marker(options, request_id)
         try:
             # Submitted back to back before any output is read, like `generate`, so that they
             # reach the engine core together and run as one batch.
             for i, rid in enumerate(ids):
-                params = self._cached_params(
-                    candidate_options(options, i),
-                    1,
-                    RequestOutputKind.DELTA,
-                    CANDIDATE_STREAM_INTERVAL,
+                kind, interval = RequestOutputKind.DELTA, CANDIDATE_STREAM_INTERVAL
+                each = candidate_options(options, i)
+                params = (
+                    self._params(each, 1, kind, interval, marker)
+                    if marker
+                    else self._cached_params(each, 1, kind, interval)
                 )
                 collectors.append(await self._submit(prompt, params, rid))
         except BaseException:
@@ -395,7 +420,35 @@ class VLLMEngine(TokenizerOps):
             # collector, which the candidate's source reads: every counted token is reported.
             await self.abort([ids[index]])
 
-        return MergedCandidates(sources, len(prompt), stop_one=stop_one)
+        async def stop_below(floor: float) -> None:
+            from .vllm_confidence_stop import FLOOR_METHOD
+
+            try:
+                await self._llm.collective_rpc(FLOOR_METHOD, args=(request_id, floor))
+            except Exception as exc:  # the watcher's own stops still come, only later
+                logger.warning("could not set a confidence floor in the engine: %s", exc)
+
+        return MergedCandidates(
+            sources, len(prompt), stop_one=stop_one, stop_below=stop_below if marker else None
+        )
+
+    def _stop_marker(self, options: SamplingOptions, key: str) -> dict[str, Any] | None:
+        """The extra arguments that let the engine stop these candidates below a confidence
+        floor, or None where it cannot: without the processor, without alternatives to read,
+        or where the end-of-sequence token must not be forced (it would break `min_tokens` or
+        `ignore_eos`)."""
+        if (
+            not self._confidence_stop
+            or options.confidence_window is None
+            or not options.logprobs
+            or self.eos_token_id is None
+            or options.ignore_eos
+            or options.min_tokens
+        ):
+            return None
+        from .vllm_confidence_stop import stop_marker
+
+        return stop_marker(key, options.confidence_window, options.logprobs, self.eos_token_id)
 
     async def _candidate(
         self, collector: Any, rid: str, prompt: Sequence[int], text_at_end: bool

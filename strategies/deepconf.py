@@ -14,11 +14,18 @@ so they are dropped from the vote or stopped early.
   below it. The paper runs the warm-up before the other traces; starting them together costs no
   extra time, and a trace already below the threshold when it is set is stopped at once. Once the
   confidence-weighted share of the leading answer reaches `consensus`, the rest are stopped too.
+  Where the engine can, it stops a trace itself at the first token below the threshold
+  (`CandidateStream.stop_below`); a stop sent from here arrives some tokens late.
+
+Token confidence reads the top `top_logprobs` alternatives alone (as the paper defines it), not the
+sampled token that an engine lists after them when it is not one of them: the engine computes the
+same number before it samples, so both stop a trace at the same token.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import ClassVar, Literal
@@ -126,10 +133,10 @@ class DeepConf(Strategy):
     def _confidence(self, tokens: Sequence[TokenLogprob]) -> float | None:
         p = self.params
         if p.confidence == "tail":
-            return tail_confidence(tokens, p.tail)
+            return tail_confidence(tokens, p.tail, p.top_logprobs)
         if p.confidence == "bottom_group":
-            return bottom_group_confidence(tokens, p.window)
-        return lowest_group_confidence(tokens, p.window)
+            return bottom_group_confidence(tokens, p.window, top_k=p.top_logprobs)
+        return lowest_group_confidence(tokens, p.window, p.top_logprobs)
 
     async def _offline(self, ctx: StrategyContext) -> tuple[list[GeneratedSequence], dict]:
         options = self._options(ctx)
@@ -145,14 +152,15 @@ class DeepConf(Strategy):
 
     async def _online(self, ctx: StrategyContext) -> tuple[list[GeneratedSequence], dict]:
         p = self.params
-        options = self._options(ctx)
+        # The engine may stop a trace itself, at the first token below the floor, where it can.
+        options = self._options(ctx).replace(confidence_window=p.window)
         threshold: float | None = None
         warm: list[float] = []
         lowest: dict[int, float] = {}
         answers: dict[int, str | None] = {}
         early: set[int] = set()
         async with ctx.watch_samples(p.n, options) as samples:
-            groups = [RunningGroupConfidence(p.window) for _ in range(samples.n)]
+            groups = [RunningGroupConfidence(p.window, p.top_logprobs) for _ in range(samples.n)]
             async for delta in samples:
                 i = delta.index
                 groups[i].add(delta.logprobs or ())
@@ -166,7 +174,11 @@ class DeepConf(Strategy):
                         await samples.stop([i])
                     continue
                 trace = samples.logprobs(i)
-                lowest[i] = lowest_group_confidence(trace, p.window) or 0.0
+                lowest[i] = lowest_group_confidence(trace, p.window, p.top_logprobs) or 0.0
+                if threshold is not None and _below(groups[i].lowest, threshold):
+                    # Stopped by the engine at the floor, or ended before this stop reached it.
+                    early.add(i)
+                    continue
                 answers[i] = extract_answer(samples.text(i))
                 if threshold is None:
                     warm.append(lowest[i])
@@ -176,9 +188,14 @@ class DeepConf(Strategy):
                     below = [j for j in samples.running() if _below(groups[j].lowest, threshold)]
                     early.update(below)
                     await samples.stop(below)
+                    await samples.stop_below(threshold)
                 if samples.running() and self._agreed(answers, lowest, threshold):
                     await samples.stop()
-        sequences = list(samples.sequences())
+        sequences = [
+            # A trace stopped for its confidence is cut short, however the engine ended it.
+            dataclasses.replace(s, finish_reason="abort") if i in early else s
+            for i, s in enumerate(samples.sequences())
+        ]
         confidences = [
             self._confidence(s.logprobs or ()) if s.finish_reason != "abort" else None
             for s in sequences

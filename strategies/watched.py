@@ -113,6 +113,12 @@ class WatchedSamples:
         if self._stream is not None:
             await self._stream.stop(indices)
 
+    async def stop_below(self, floor: float) -> None:
+        """Have the engine stop, with no lag, each sample whose group confidence falls below
+        `floor` (`CandidateStream.stop_below`; a no-op for an engine that cannot)."""
+        if self._stream is not None:
+            await self._stream.stop_below(floor)
+
     def tokens(self, index: int) -> int:
         return self._partial.tokens(index)
 

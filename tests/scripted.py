@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ponder.core.candidates import MergedCandidates, candidate_options
+from ponder.core.confidence import RunningGroupConfidence
 from ponder.core.engine import (
     CandidateStream,
     EngineInputError,
@@ -68,6 +69,10 @@ class ScriptedEngine:
     top_logprob: Callable[[str, int], float] | None = None
     # Seconds each token of a candidate stream takes (`stream_candidates`; 0: none).
     token_delay: float = 0.0
+    # Whether candidate streams stop below a confidence floor inside the engine, as the
+    # in-process vLLM engine's do (`CandidateStream.stop_below`); the floors set are recorded.
+    stops_below: bool = False
+    floors: list[float] = field(default_factory=list)
     delay: float = 0.0
     model_name: str = "scripted-model"
     max_model_len: int = 4096
@@ -275,21 +280,45 @@ class ScriptedEngine:
             if self.responder is not None
             else [self._next_text() for _ in range(n)]
         )
+        floor: list[float] = []
         sources = [
-            self._candidate(text, candidate_options(options, i), f"{request_id}-{i}", len(prompt))
+            self._candidate(
+                text, candidate_options(options, i), f"{request_id}-{i}", len(prompt), floor
+            )
             for i, text in enumerate(texts)
         ]
-        return MergedCandidates(sources, len(prompt))
+
+        async def stop_below(value: float) -> None:
+            floor.append(value)
+            self.floors.append(value)
+
+        return MergedCandidates(
+            sources, len(prompt), stop_below=stop_below if self.stops_below else None
+        )
 
     async def _candidate(
-        self, text: str, options: SamplingOptions, rid: str, prompt_len: int
+        self, text: str, options: SamplingOptions, rid: str, prompt_len: int, floor: list[float]
     ) -> AsyncIterator[StreamDelta | StreamEnd]:
         sequence = self._sequence(text, options)
+        window = options.confidence_window if options.logprobs else None
+        group = RunningGroupConfidence(window, options.logprobs) if window else None
         self._running.add(rid)
         try:
             for i, token in enumerate(sequence.token_ids):
                 # Give the other candidates their turn: tokens arrive interleaved.
                 await asyncio.sleep(self.token_delay)
+                if group is not None and sequence.logprobs:
+                    group.add(sequence.logprobs[i : i + 1])
+                    if floor and group.lowest is not None and group.lowest < floor[-1]:
+                        # Ended in the engine: this token is its end-of-sequence token.
+                        yield StreamDelta(
+                            index=0,
+                            text="",
+                            token_ids=(self.eos_token_id or 0,),
+                            logprobs=sequence.logprobs[i : i + 1],
+                            finish_reason="stop",
+                        )
+                        break
                 last = i == len(sequence.token_ids) - 1
                 yield StreamDelta(
                     index=0,

@@ -73,3 +73,26 @@ def test_adaptive_methods_stop_samples_and_count_them_exactly(
     assert usage.completion_tokens == sum(c["tokens"] for c in trace) == counted
     assert usage.completion_tokens < fixed_tokens
     assert response.choices[0].message.content
+
+
+def test_deepconf_online_has_the_engine_end_traces_at_the_threshold(
+    in_process_server: LiveServer,
+) -> None:
+    # A high threshold (the warm-up's 90% quantile) and no stop for consensus: most traces fall
+    # below it after it is set, which the engine's logits processor then ends itself.
+    ended = "vllm:request_success_total"
+    before = in_process_server.metric(ended, finished_reason="stop")
+    tts = {"strategy": "deepconf", "n": 16, "warmup": 2, "window": 8, "keep": 0.9, "consensus": 1}
+    response, counted = ask(in_process_server, tts)
+    block = tts_block(response)
+    assert response.usage is not None and response.usage.completion_tokens == counted
+    trace = block["trace"]
+    natural = sum(c["finish_reason"] == "stop" for c in trace)
+    stopped = in_process_server.settled_metric(ended, finished_reason="stop") - before
+    # vLLM counts the traces its engine ended as stopped at their end-of-sequence token; the
+    # response reports them as cut short, out of the vote, with the strategy's own stops.
+    by_engine = stopped - natural
+    assert by_engine >= 1
+    assert block["stopped_low_confidence"] >= by_engine
+    cut = [c for c in trace if c["finish_reason"] == "length" and c["answer"] is None]
+    assert len(cut) >= block["stopped_low_confidence"]

@@ -21,6 +21,7 @@ with warnings.catch_warnings():
     from vllm.outputs import CompletionOutput, RequestOutput
     from vllm.v1.engine.output_processor import RequestOutputCollector
 
+    from ponder.server.vllm_confidence_stop import FLOOR_METHOD, stop_marker
     from ponder.server.vllm_engine import CANDIDATE_STREAM_INTERVAL, VLLMEngine
 
 
@@ -51,8 +52,13 @@ class _SteppingLLM:
         self.made: dict[str, int] = {}
         self.added: list[tuple[str, Any]] = []
         self.aborted: list[str] = []
+        self.rpcs: list[tuple[str, tuple]] = []
         self.counted = 0
         self.errored = False
+
+    async def collective_rpc(self, method: str, args: tuple = ()) -> list[int]:
+        self.rpcs.append((method, args))
+        return [1]
 
     def get_tokenizer(self) -> _Tokenizer:
         return _Tokenizer()
@@ -161,3 +167,49 @@ async def test_a_candidate_with_stop_strings_is_detokenized_by_vllm() -> None:
     async with stream:
         texts = [item.text async for item in stream if isinstance(item, StreamDelta)]
     assert texts == ["x"]
+
+
+async def test_candidates_that_may_stop_below_a_floor_are_marked_and_the_floor_is_sent() -> None:
+    llm = _SteppingLLM([4, 4])
+    engine = VLLMEngine(
+        llm, model_name="m", max_model_len=64, on_cpu=True, max_logprobs=20, confidence_stop=True
+    )
+    options = SamplingOptions(max_tokens=8, logprobs=5, confidence_window=16)
+    stream = await engine.stream_candidates([1, 2, 3], options, n=2, request_id="r")
+    # Both candidates are marked for the engine's processor under the request's key, with the
+    # window, the alternatives read and the tokenizer's end-of-sequence token.
+    assert [p.extra_args for _, p in llm.added] == [stop_marker("r", 16, 5, 0)] * 2
+    async with stream:
+        await stream.stop_below(2.5)
+        assert llm.rpcs == [(FLOOR_METHOD, ("r", 2.5))]
+        llm.step()
+        await stream.stop()
+        [item async for item in stream]
+
+
+async def test_candidates_are_not_marked_where_forcing_their_end_would_break_the_request() -> None:
+    unmarked = [
+        SamplingOptions(max_tokens=8, logprobs=5),  # no window asked for
+        SamplingOptions(max_tokens=8, confidence_window=16),  # no alternatives to read
+        SamplingOptions(max_tokens=8, logprobs=5, confidence_window=16, min_tokens=4),
+        SamplingOptions(max_tokens=8, logprobs=5, confidence_window=16, ignore_eos=True),
+    ]
+    for confidence_stop, options in [(True, o) for o in unmarked] + [
+        (False, SamplingOptions(max_tokens=8, logprobs=5, confidence_window=16))
+    ]:
+        llm = _SteppingLLM([1])
+        engine = VLLMEngine(
+            llm,
+            model_name="m",
+            max_model_len=64,
+            on_cpu=True,
+            max_logprobs=20,
+            confidence_stop=confidence_stop,
+        )
+        stream = await engine.stream_candidates([1, 2, 3], options, n=1, request_id="r")
+        assert llm.added[0][1].extra_args is None
+        async with stream:
+            await stream.stop_below(2.5)
+            llm.step()
+            [item async for item in stream]
+        assert llm.rpcs == []

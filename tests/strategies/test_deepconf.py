@@ -79,6 +79,33 @@ async def test_online_stops_a_trace_whose_confidence_falls_below_the_warmup_thre
     assert ctx.usage.completion_tokens == counted < len("sure 7fine 7") + len(lost) + len(sure)
 
 
+async def test_online_lets_an_engine_that_can_stop_a_trace_at_its_first_token_below() -> None:
+    # Sure for its first 20 tokens, then lost: it falls below the threshold after it was set.
+    drift = "sure " + "steady " * 5 + "wandering " * 10 + "so 5"
+
+    def top_logprob(text: str, position: int) -> float:
+        return -0.5 if text == drift and position >= 20 else -CONFIDENCE[text.split()[0]]
+
+    engine = ScriptedEngine(
+        texts=["sure 7", "fine 7", drift], top_logprob=top_logprob, stops_below=True
+    )
+    ctx = make_context(engine, max_tokens=256)
+    p = params(n=3, warmup=2, window=4, keep=0.9, consensus=1.0)
+    result = await DeepConf(p).run(ctx)
+    assert engine.calls[0].options.confidence_window == 4
+    assert engine.floors == [pytest.approx(3.2)] == [result.details["threshold"]]
+    # The engine ended it at the first token whose window of 4 is below 3.2 (two tokens at 5,
+    # two at 0.5), with its end-of-sequence token, before the strategy's own stop: nothing was
+    # aborted.
+    ended = result.candidates[2].sequence
+    assert ended.num_tokens == 22 and ended.token_ids[-1] == engine.eos_token_id
+    assert engine.aborted == []
+    # It is reported as a stopped trace, out of the vote, like one the strategy aborted.
+    assert ended.finish_reason == "abort" and result.candidates[2].answer is None
+    assert result.details["stopped_low_confidence"] == 1 and result.details["stopped"] == 1
+    assert result.details["votes"] == {"7": pytest.approx(5.0)}
+
+
 async def test_online_stops_the_rest_at_consensus() -> None:
     long = "sure " + "steady " * 30 + "so 8"
     engine = scripted(["sure 7", "sure 7", "fine 7", long, long])
