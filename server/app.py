@@ -18,7 +18,7 @@ from ponder.verifiers.loading import check_verifier_specs, load_configured_verif
 
 from .docs import docs_urls, install_docs
 from .effort import load_effort_presets
-from .engine_args import ParallelismError
+from .engine_args import EngineSettingsError
 from .engines import UnknownEngineError, start_engine
 from .errors import install_error_handlers
 from .metrics import PonderMetrics
@@ -81,7 +81,7 @@ def create_app(
             ReasoningParserError,
             PresetError,
             UnknownEngineError,
-            ParallelismError,
+            EngineSettingsError,
             RemoteStartError,
             VerifierError,
             PolicyError,

@@ -14,6 +14,7 @@ from typing import Any
 from .settings import Settings
 
 __all__ = [
+    "EngineSettingsError",
     "ParallelismError",
     "check_parallelism",
     "confidence_stop_args",
@@ -24,8 +25,12 @@ __all__ = [
 _CPU_BLOCK_SIZE = 32
 
 
-class ParallelismError(ValueError):
-    """The settings ask for a parallel layout that vLLM cannot run (the message says why)."""
+class EngineSettingsError(ValueError):
+    """The settings ask for an engine that vLLM cannot run (the message says why)."""
+
+
+class ParallelismError(EngineSettingsError):
+    """The settings ask for a parallel layout that vLLM cannot run."""
 
 
 def policy_gpus(settings: Settings) -> int:
@@ -94,16 +99,39 @@ def policy_engine_args(
         args["max_num_batched_tokens"] = settings.max_num_batched_tokens
     if settings.distributed_executor_backend is not None:
         args["distributed_executor_backend"] = settings.distributed_executor_backend
+    if cpu:
+        args.update(_cpu_whole_prompts(settings))
     args.update(confidence_stop_args())
     return args
+
+
+def _cpu_whole_prompts(settings: Settings) -> dict[str, Any]:
+    """No chunked prefill on the CPU build: it killed the engine on seeded requests.
+
+    When a prompt is prefilled in chunks, vLLM (0.32) rewinds the request's random generator
+    after each chunk, which a CPU generator cannot do ("CPU Generator does not use offset"): the
+    worker raises and the engine core stops. One seeded prompt longer than a step's token budget
+    did it, or many seeded prompts arriving together. With whole prompts per step vLLM raises the
+    step's token budget to max_model_len, so that any prompt fits.
+    """
+    budget = settings.max_num_batched_tokens
+    if budget is not None and budget < settings.max_model_len:
+        raise EngineSettingsError(
+            f"--max-num-batched-tokens ({budget}) must be at least --max-model-len "
+            f"({settings.max_model_len}) on the CPU build, which prefills whole prompts (vLLM's "
+            "CPU build fails on seeded requests whose prompt is prefilled in chunks)"
+        )
+    return {"enable_chunked_prefill": False}
 
 
 def confidence_stop_args() -> dict[str, Any]:
     """The logits processor and worker extension that stop DeepConf's traces inside the engine
     (`vllm_confidence_stop.py`), where this vLLM takes custom logits processors (V1, 0.10.2 on);
     without them the strategy stops traces by aborting them, some tokens late."""
-    if importlib.util.find_spec("vllm.v1.sample.logits_processor") is None:
+    try:
+        # The engine core loads it from the same vLLM: if its logits-processor interface is
+        # missing here, asking for it there would stop the engine from starting.
+        from .vllm_confidence_stop import EXTENSION, PROCESSOR
+    except ImportError:
         return {}
-    from .vllm_confidence_stop import EXTENSION, PROCESSOR
-
     return {"logits_processors": [PROCESSOR], "worker_extension_cls": EXTENSION}

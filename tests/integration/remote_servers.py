@@ -90,6 +90,9 @@ def vllm_server_command(
                 "--block-size",
                 "32",
                 "--enable-prompt-tokens-details",
+                # vLLM's CPU build stops its engine on a seeded prompt prefilled in chunks
+                # (server/engine_args.py); Ponder's in-process engine is started the same way.
+                "--no-enable-chunked-prefill",
             )
         ),
     ]

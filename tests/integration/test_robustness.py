@@ -234,6 +234,33 @@ def test_seeded_requests_do_not_harm_the_engine(server: LiveServer) -> None:
 
 
 @both_engines
+def test_seeded_prompts_beyond_one_steps_token_budget_do_not_stop_the_engine(
+    server: LiveServer,
+) -> None:
+    # Together these prompts (each different from its first token, so the prefix cache holds
+    # none of them) are more than the 2048 tokens of one engine step. vLLM's CPU build prefilled
+    # them in chunks and its engine died on the seeded ones; it must prefill whole prompts.
+    filler = "apple, pear, plum, fig, " * 60
+    client = server.client
+
+    def ask(seed: int) -> str:
+        response = client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": f"{seed} Count the fruit: {filler}"}],
+            max_completion_tokens=4,
+            temperature=1.0,
+            seed=seed,
+        )
+        assert response.usage is not None and response.usage.prompt_tokens > 300
+        return response.choices[0].message.content or ""
+
+    with client, ThreadPoolExecutor(16) as pool:
+        texts = list(pool.map(ask, range(100, 116)))
+    assert all(texts)
+    assert httpx.get(f"{server.base_url}/health", timeout=10).status_code == 200
+
+
+@both_engines
 def test_deadline_returns_the_best_so_far(server: LiveServer) -> None:
     exhausted_before = server.metric(
         "ponder_budget_exhausted_total", strategy="best_of_n", reason="deadline"

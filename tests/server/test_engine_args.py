@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ponder.server.engine_args import (
+    EngineSettingsError,
     ParallelismError,
     check_parallelism,
     policy_engine_args,
@@ -69,3 +70,18 @@ def test_ray_backend_without_ray_is_refused(monkeypatch: pytest.MonkeyPatch) -> 
     )
     with pytest.raises(ParallelismError, match="needs Ray installed"):
         check_parallelism(Settings(distributed_executor_backend="ray", pipeline_parallel_size=2))
+
+
+def test_the_cpu_build_prefills_whole_prompts_and_refuses_a_budget_below_the_longest() -> None:
+    from vllm.engine.arg_utils import AsyncEngineArgs
+
+    # vLLM's CPU build stops its engine on a seeded request whose prompt is prefilled in chunks.
+    args = AsyncEngineArgs(**policy_engine_args(Settings(max_model_len=4096), "/m", "m", cpu=True))
+    assert args.enable_chunked_prefill is False and args.max_num_batched_tokens is None
+    on_gpu = policy_engine_args(Settings(), "/m", "m", cpu=False)
+    assert "enable_chunked_prefill" not in on_gpu
+    fits = Settings(max_model_len=2048, max_num_batched_tokens=2048)
+    assert policy_engine_args(fits, "/m", "m", cpu=True)["max_num_batched_tokens"] == 2048
+    short = Settings(max_model_len=4096, max_num_batched_tokens=2048)
+    with pytest.raises(EngineSettingsError, match=r"--max-num-batched-tokens.*--max-model-len"):
+        policy_engine_args(short, "/m", "m", cpu=True)

@@ -9,6 +9,7 @@ then `apply` on a step's logits); `tests/integration/test_adaptive_live.py` runs
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 
 import pytest
@@ -180,3 +181,12 @@ def test_vllm_loads_the_processor_and_the_worker_extension_by_the_names_the_engi
     with pytest.raises(ValueError, match="window"):
         marker = stop_marker("r", 0, 2, 0)
         ConfidenceStopProcessor.validate_params(SamplingParams(extra_args=marker))
+
+
+def test_a_vllm_without_the_interface_starts_without_the_processor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The module fails to import where vLLM lacks custom logits processors; the engine must then
+    # not be asked to load it (its core would fail to start), and strategies abort instead.
+    monkeypatch.setitem(sys.modules, "ponder.server.vllm_confidence_stop", None)
+    assert confidence_stop_args() == {}
