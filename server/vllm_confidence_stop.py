@@ -18,8 +18,8 @@ request the candidates belong to. Requests without the marker cost the processor
 
 from __future__ import annotations
 
-import logging
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -35,19 +35,20 @@ if TYPE_CHECKING:
 __all__ = [
     "EXTENSION",
     "FLOOR_METHOD",
+    "MAX_FLOORS",
     "PROCESSOR",
     "ConfidenceFloorCalls",
     "ConfidenceStopProcessor",
     "stop_marker",
 ]
 
-logger = logging.getLogger(__name__)
-
 # How vLLM loads them, in its engine core and workers.
 PROCESSOR = "ponder.server.vllm_confidence_stop:ConfidenceStopProcessor"
 EXTENSION = "ponder.server.vllm_confidence_stop.ConfidenceFloorCalls"
 FLOOR_METHOD = "ponder_set_confidence_floor"
 _EXTRA_ARG = "ponder_confidence_stop"
+# Floors kept per processor (a float each): far more than the requests a server runs at once.
+MAX_FLOORS = 4096
 
 # The processors of this worker process, which the floor calls reach.
 _processors: weakref.WeakSet[ConfidenceStopProcessor] = weakref.WeakSet()
@@ -90,7 +91,7 @@ class ConfidenceStopProcessor(LogitsProcessor):
 
     def __init__(self, vllm_config: VllmConfig, device: torch.device, is_pin_memory: bool) -> None:
         self._rows: dict[int, _Tracked] = {}
-        self._floors: dict[str, float] = {}
+        self._floors: OrderedDict[str, float] = OrderedDict()
         _processors.add(self)
 
     @classmethod
@@ -103,20 +104,23 @@ class ConfidenceStopProcessor(LogitsProcessor):
         return False
 
     def set_floor(self, key: str, floor: float) -> bool:
-        """Stop `key`'s sequences below `floor`; kept only while some of them run here (says
-        whether any does)."""
-        if all(t.key != key for t in self._rows.values()):
-            return False
+        """Stop `key`'s sequences below `floor`, those in the batch and those that join it
+        later (under load some wait in the scheduler's queue, or leave it when preempted and
+        come back); says whether any is in the batch now. The most recent floors are kept:
+        request keys are never reused, and a few thousand cover every request in flight."""
         self._floors[key] = floor
-        return True
+        self._floors.move_to_end(key)
+        while len(self._floors) > MAX_FLOORS:
+            self._floors.popitem(last=False)
+        return any(t.key == key for t in self._rows.values())
 
     def update_state(self, batch_update: BatchUpdate | None) -> None:
         if batch_update is None:
             return
         for index in batch_update.removed:
-            self._drop(index)
+            self._rows.pop(index, None)
         for index, params, _, output in batch_update.added:
-            self._drop(index)
+            self._rows.pop(index, None)
             spec = (params.extra_args or {}).get(_EXTRA_ARG) if params is not None else None
             if spec is not None:
                 self._rows[index] = _Tracked(
@@ -132,18 +136,6 @@ class ConfidenceStopProcessor(LogitsProcessor):
                 self._rows[b] = first
             if second is not None and direction == MoveDirectionality.SWAP:
                 self._rows[a] = second
-            elif second is not None:
-                self._forget(second.key)
-
-    def _drop(self, index: int) -> None:
-        tracked = self._rows.pop(index, None)
-        if tracked is not None:
-            self._forget(tracked.key)
-
-    def _forget(self, key: str) -> None:
-        """Drop `key`'s floor once none of its sequences is left."""
-        if key in self._floors and all(t.key != key for t in self._rows.values()):
-            del self._floors[key]
 
     def apply(self, logits: torch.Tensor) -> torch.Tensor:
         if not self._rows:

@@ -31,6 +31,7 @@ with warnings.catch_warnings():
     from ponder.server.engine_args import confidence_stop_args
     from ponder.server.vllm_confidence_stop import (
         EXTENSION,
+        MAX_FLOORS,
         PROCESSOR,
         ConfidenceFloorCalls,
         ConfidenceStopProcessor,
@@ -133,7 +134,7 @@ def test_unmarked_sequences_and_other_requests_floors_are_left_alone():
     assert quiet.apply(logits) is logits and torch.equal(logits, torch.stack(rows))
 
 
-def test_state_follows_a_sequence_as_vllm_moves_it_and_floors_go_with_their_last_sequence():
+def test_state_follows_a_sequence_as_vllm_moves_it_within_the_batch():
     processor = _processor()
     a: list[int] = []
     b: list[int] = []
@@ -144,11 +145,23 @@ def test_state_follows_a_sequence_as_vllm_moves_it_and_floors_go_with_their_last
     # "a" now sits at index 1; its window fills with this step's token and it ends there.
     out = _step(processor, [_peaked(9.0), _peaked(9.0)], [b, a])
     assert not _ended(out[0]) and _ended(out[1])
-    # A one-way move into an emptied slot, then the last sequence of "a" leaves: its floor goes.
+    # A one-way move into the slot "b" left: "a" is at 0 and alone.
     processor.update_state(_update(removed=[0], moved=[(1, 0, MoveDirectionality.UNIDIRECTIONAL)]))
-    assert processor.set_floor("b", 1.0) is False
-    processor.update_state(_update(removed=[0]))
-    assert processor.set_floor("a", 1.0) is False and not processor._floors
+    assert processor.set_floor("b", 1.0) is False and processor.set_floor("a", 9.0) is True
+    assert _ended(_step(processor, [_peaked(9.0)], [a])[0])
+
+
+def test_a_floor_reaches_sequences_that_join_the_batch_after_it_was_set():
+    processor = _processor()
+    # Under load a request's candidates wait in vLLM's queue: none is in the batch yet.
+    assert processor.set_floor("r", math.inf) is False
+    late: list[int] = []
+    processor.update_state(_update(added=[_added(0, "r", late, window=1)]))
+    assert _ended(_step(processor, [_peaked(9.0)], [late])[0])
+    # The most recent floors are kept, the oldest dropped past the cap.
+    for i in range(MAX_FLOORS):
+        processor.set_floor(f"k{i}", 1.0)
+    assert len(processor._floors) == MAX_FLOORS and "r" not in processor._floors
 
 
 def test_a_prompt_in_chunks_adds_one_value_for_its_first_token():
@@ -169,8 +182,8 @@ def test_the_worker_call_reaches_every_processor_holding_the_request():
     first.update_state(_update(added=[_added(0, "r", [])]))
     second.update_state(_update(added=[_added(0, "r", [])]))
     assert ConfidenceFloorCalls().ponder_set_confidence_floor("r", 1.5) == 2
-    assert ConfidenceFloorCalls().ponder_set_confidence_floor("gone", 1.5) == 0
-    assert first._floors == second._floors == {"r": 1.5}
+    assert ConfidenceFloorCalls().ponder_set_confidence_floor("queued", 2.5) == 0
+    assert first._floors == second._floors == {"r": 1.5, "queued": 2.5}
 
 
 def test_vllm_loads_the_processor_and_the_worker_extension_by_the_names_the_engine_passes():
