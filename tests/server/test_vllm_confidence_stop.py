@@ -15,7 +15,7 @@ import warnings
 import pytest
 import torch
 
-from ponder.core.confidence import RunningGroupConfidence, token_confidence
+from ponder.core.confidence import RunningGroupConfidence
 from ponder.core.engine import TokenLogprob
 
 with warnings.catch_warnings():
@@ -174,7 +174,15 @@ def test_a_prompt_in_chunks_adds_one_value_for_its_first_token():
     processor.apply(torch.stack([_peaked(0.0)]))
     out = processor.apply(torch.stack([_peaked(9.0)]))
     assert not _ended(out[0])
-    assert processor._rows[0].values == [token_confidence(_reported(_peaked(9.0), 2), 2)]
+    group = processor._rows[0].group
+    only = RunningGroupConfidence(2, top_k=2)
+    only.add([_reported(_peaked(9.0), 2)])
+    # One value, the second's: a window of two is not full yet.
+    assert group.current is None and group.lowest is None
+    output.append(3)
+    processor.apply(torch.stack([_peaked(9.0)]))
+    only.add([_reported(_peaked(9.0), 2)])
+    assert group.lowest == only.lowest is not None
 
 
 def test_the_worker_call_reaches_every_processor_holding_the_request():
