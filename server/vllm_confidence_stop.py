@@ -18,6 +18,7 @@ request the candidates belong to. Requests without the marker cost the processor
 
 from __future__ import annotations
 
+import logging
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -49,6 +50,8 @@ FLOOR_METHOD = "ponder_set_confidence_floor"
 _EXTRA_ARG = "ponder_confidence_stop"
 # Floors kept per processor (a float each): far more than the requests a server runs at once.
 MAX_FLOORS = 4096
+
+logger = logging.getLogger(__name__)
 
 # The processors of this worker process, which the floor calls reach.
 _processors: weakref.WeakSet[ConfidenceStopProcessor] = weakref.WeakSet()
@@ -87,13 +90,23 @@ class ConfidenceStopProcessor(LogitsProcessor):
     def __init__(self, vllm_config: VllmConfig, device: torch.device, is_pin_memory: bool) -> None:
         self._rows: dict[int, _Tracked] = {}
         self._floors: OrderedDict[str, float] = OrderedDict()
+        self._failed = False
         _processors.add(self)
 
     @classmethod
     def validate_params(cls, sampling_params: SamplingParams) -> None:
         spec = (sampling_params.extra_args or {}).get(_EXTRA_ARG)
-        if spec is not None and not (int(spec["window"]) >= 1 and int(spec["top_k"]) >= 1):
-            raise ValueError(f"{_EXTRA_ARG} needs a window and top_k of at least 1")
+        if spec is None:
+            return
+        try:
+            valid = int(spec["window"]) >= 1 and int(spec["top_k"]) >= 1 and "key" in spec
+            int(spec["stop"])
+        except (KeyError, TypeError, ValueError):
+            valid = False
+        if not valid:
+            raise ValueError(
+                f"{_EXTRA_ARG} needs a key, a stop token, and a window and top_k of 1 or more"
+            )
 
     def is_argmax_invariant(self) -> bool:
         return False
@@ -109,12 +122,27 @@ class ConfidenceStopProcessor(LogitsProcessor):
             self._floors.popitem(last=False)
         return any(t.key == key for t in self._rows.values())
 
+    def _fail(self) -> None:
+        """An error here would stop the engine for every request: log it, track nothing more,
+        and leave DeepConf's stops to the strategy's aborts."""
+        logger.exception("the confidence-stop logits processor failed and is now off")
+        self._failed = True
+        self._rows.clear()
+
     def update_state(self, batch_update: BatchUpdate | None) -> None:
-        if batch_update is None:
+        if batch_update is None or self._failed:
             return
+        try:
+            self._update(batch_update)
+        except Exception:
+            self._fail()
+
+    def _update(self, batch_update: BatchUpdate) -> None:
         for index in batch_update.removed:
             self._rows.pop(index, None)
-        for index, params, _, output in batch_update.added:
+        # (index, params, [prompt ids,] output ids): older vLLMs have no prompt ids.
+        for added in batch_update.added:
+            index, params, output = added[0], added[1], added[-1]
             self._rows.pop(index, None)
             spec = (params.extra_args or {}).get(_EXTRA_ARG) if params is not None else None
             if spec is not None:
@@ -135,6 +163,13 @@ class ConfidenceStopProcessor(LogitsProcessor):
     def apply(self, logits: torch.Tensor) -> torch.Tensor:
         if not self._rows:
             return logits
+        try:
+            return self._apply(logits)
+        except Exception:
+            self._fail()
+            return logits
+
+    def _apply(self, logits: torch.Tensor) -> torch.Tensor:
         indices = [i for i in self._rows if i < logits.shape[0]]
         if not indices:
             return logits

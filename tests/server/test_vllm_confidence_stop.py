@@ -185,6 +185,23 @@ def test_a_prompt_in_chunks_adds_one_value_for_its_first_token():
     assert group.lowest == only.lowest is not None
 
 
+def test_an_error_in_the_processor_turns_it_off_instead_of_stopping_the_engine(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    processor = _processor()
+    output: list[int] = []
+    processor.update_state(_update(added=[_added(0, "r", output, window=1)]))
+    processor.set_floor("r", math.inf)
+    broken = SamplingParams(extra_args={"ponder_confidence_stop": {"key": "x"}})
+    processor.update_state(_update(added=[(1, broken, None, [])]))
+    assert "failed and is now off" in caplog.text
+    rows = torch.stack([_peaked(9.0), _peaked(9.0)])
+    assert torch.equal(processor.apply(rows.clone()), rows)
+    # It stays off: later requests are sampled as they would be without it.
+    processor.update_state(_update(added=[_added(2, "r", [], window=1)]))
+    assert not processor._rows
+
+
 def test_the_worker_call_reaches_every_processor_holding_the_request():
     first, second = _processor(), _processor()
     first.update_state(_update(added=[_added(0, "r", [])]))
@@ -199,9 +216,10 @@ def test_vllm_loads_the_processor_and_the_worker_extension_by_the_names_the_engi
     assert args == {"logits_processors": [PROCESSOR], "worker_extension_cls": EXTENSION}
     assert _load_logitsprocs_by_fqcns(args["logits_processors"]) == [ConfidenceStopProcessor]
     assert resolve_obj_by_qualname(EXTENSION) is ConfidenceFloorCalls
-    with pytest.raises(ValueError, match="window"):
-        marker = stop_marker("r", 0, 2, 0)
-        ConfidenceStopProcessor.validate_params(SamplingParams(extra_args=marker))
+    for marker in [stop_marker("r", 0, 2, 0), {"ponder_confidence_stop": {"key": "r"}}]:
+        with pytest.raises(ValueError, match="window"):
+            ConfidenceStopProcessor.validate_params(SamplingParams(extra_args=marker))
+    ConfidenceStopProcessor.validate_params(SamplingParams(extra_args=stop_marker("r", 8, 2, 0)))
 
 
 def test_a_vllm_without_the_interface_starts_without_the_processor(
