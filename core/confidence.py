@@ -178,6 +178,14 @@ class RunningGroupConfidence:
         self.current: float | None = None
         self.lowest: float | None = None
 
+    @property
+    def trace_lowest(self) -> float | None:
+        """`lowest`, or for a trace shorter than the window the mean of all of it: what
+        `lowest_group_confidence` reads from a whole trace, without reading it again."""
+        if self.lowest is not None or not self._values:
+            return self.lowest
+        return self._running / len(self._values)
+
     def add(self, tokens: Sequence[TokenLogprob]) -> None:
         for token in tokens:
             self.add_value(token_confidence(token, self.top_k))

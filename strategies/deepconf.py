@@ -173,8 +173,8 @@ class DeepConf(Strategy):
                         early.add(i)
                         await samples.stop([i])
                     continue
-                trace = samples.logprobs(i)
-                lowest[i] = lowest_group_confidence(trace, p.window, p.top_logprobs) or 0.0
+                # The running groups hold the whole trace; the engine's stop reads the same.
+                lowest[i] = groups[i].trace_lowest or 0.0
                 if threshold is not None and _below(groups[i].lowest, threshold):
                     # Stopped by the engine at the floor, or ended before this stop reached it.
                     early.add(i)

@@ -11,6 +11,7 @@ from ponder.core.confidence import (
     RunningGroupConfidence,
     bottom_group_confidence,
     group_confidences,
+    lowest_group_confidence,
 )
 from ponder.core.engine import SamplingOptions, StreamDelta, StreamEnd, TokenLogprob
 
@@ -119,6 +120,16 @@ def test_running_group_confidence_matches_the_whole_trace() -> None:
     groups = group_confidences(_tokens(values), 3)
     assert all(math.isclose(a, b) for a, b in zip(lowest, groups, strict=True))
     assert running.lowest is not None and math.isclose(running.lowest, min(groups))
+
+
+def test_running_trace_lowest_reads_as_the_whole_trace_does_shorter_than_a_window_too() -> None:
+    for values in ([3.0, 1.0, 4.0, 1.5, 5.0], [3.0, 1.0]):
+        running = RunningGroupConfidence(3)
+        running.add(_tokens(values))
+        whole = lowest_group_confidence(_tokens(values), 3)
+        assert running.trace_lowest is not None and whole is not None
+        assert math.isclose(running.trace_lowest, whole)
+    assert RunningGroupConfidence(3).trace_lowest is None
 
 
 def test_bottom_group_confidence_averages_the_least_confident_groups() -> None:
